@@ -1,0 +1,1 @@
+"""Backends that run lowered spaces (PyTorch); filled in by the backend issue."""

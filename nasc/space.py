@@ -1,0 +1,412 @@
+"""Spaces: the elaborated IR of a ``.nas`` space, with its decisions.
+
+>>> import nasc
+>>> space = nasc.load("nas_bench_201")
+>>> space.count()
+15625
+>>> arch = space.sample(seed=0)
+>>> len(space.resolve(arch).choices())
+0
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from nasc import stdlib
+from nasc.architecture import Architecture
+from nasc.dsl import ast
+from nasc.dsl.diagnostics import NasError, Sources, did_you_mean
+from nasc.dsl.elaborate import Elaborator, Limits, run_module_lets
+from nasc.dsl.format import format_items, format_module, literal
+from nasc.dsl.modules import Loader, ModuleEnv
+from nasc.dsl.parser import parse_module
+from nasc.dsl.values import OpValue
+from nasc.ir import decisions as dec
+from nasc.ir.graph import Graph
+from nasc.ir.nodes import (
+    Align,
+    Input,
+    InputChoice,
+    Merge,
+    Op,
+    OpChoice,
+    Output,
+    RepeatChoice,
+    ValueChoice,
+)
+from nasc.ir.printer import print_graph
+from nasc.ir.sym import evaluate
+from nasc.ir.verify import verify
+
+Choice = dec.LabelSpec
+
+
+@attrs.frozen(kw_only=True)
+class OpSpec:
+    """An op declared from Python: ``nasc.declare_op("op my_op(x: image, C: int) -> ...")``."""
+
+    decl: ast.OpDecl
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.decl.name
+
+
+def declare_op(text: str) -> OpSpec:
+    """Declare a primitive op for spaces loaded with ``ops=[...]``; ``text`` is an ``op`` line.
+
+    >>> spec = declare_op("op my_conv(x: image, C: int) -> image(C, x.stride)")
+    >>> spec.name
+    'my_conv'
+    """
+    text = text.strip()
+    if not text.startswith("op "):
+        text = "op " + text
+    module = parse_module(text, "<declare_op>")
+    if len(module.items) != 1 or not isinstance(module.items[0], ast.OpDecl):
+        raise NasError("declare_op() takes exactly one 'op' declaration")
+    return OpSpec(decl=module.items[0], text=text)
+
+
+class Space:
+    """A search space: its IR graph, the parameters it was built with, and its decisions."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        graph: Graph,
+        params: Mapping[str, Any],
+        op_decls: Mapping[str, ast.OpDecl],
+        program: _Program | None,
+        architecture: Architecture | None = None,
+    ) -> None:
+        self.name = name
+        self.graph = graph
+        self.params = dict(params)
+        self.op_decls = dict(op_decls)
+        self._program = program
+        self.architecture = architecture
+        self._specs: dict[str, dec.LabelSpec] | None = None
+
+    # ---- decisions ---------------------------------------------------------------------------
+    @property
+    def specs(self) -> dict[str, dec.LabelSpec]:
+        if self._specs is None:
+            self._specs = dec.label_specs(self.graph)
+        return self._specs
+
+    def choices(self) -> dict[str, Choice]:
+        """Label → choice (``.kind``, ``.options``, ``.k`` for input choices)."""
+        return dict(self.specs)
+
+    def count(self) -> int:
+        """The exact number of architectures (nested choices counted conditionally)."""
+        return dec.count(self.specs)
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every architecture once."""
+        for d in dec.enumerate_all(self.specs):
+            yield self._arch(d)
+
+    def sample(self, seed: int | random.Random = 0) -> Architecture:
+        """One architecture, each active decision drawn uniformly; the same seed, the same one."""
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        return self._arch(dec.sample(self.specs, rng))
+
+    def canonical(self, arch: Mapping[str, Any]) -> Architecture:
+        """``arch`` checked against this space, restricted to its active labels."""
+        return self._arch(dec.canonical(self.specs, dict(arch)))
+
+    def _arch(self, d: Mapping[str, Any]) -> Architecture:
+        return Architecture(d, space=self.name, params=self.params)
+
+    def resolve(self, arch: Mapping[str, Any]) -> Space:
+        """The choice-free space that ``arch`` selects."""
+        try:
+            decisions = dec.canonical(self.specs, dict(arch))
+        except dec.DecisionError as e:
+            raise NasError(f"architecture does not fit space {self.name!r}: {e}") from None
+        graph = resolve_graph(self.graph, decisions)
+        return Space(
+            name=self.name, graph=graph, params=self.params, op_decls=self.op_decls,
+            program=None, architecture=self._arch(decisions),
+        )
+
+    # ---- printing ----------------------------------------------------------------------------
+    def to_nas(self) -> str:
+        """``.nas`` text that parses back to this space."""
+        if self.graph.choice_nodes() or self._program is not None and not self._resolvable_flat():
+            if self._program is None:
+                raise NasError("this space has no source program to print")
+            return self._program.to_nas(self.name, self.params)
+        return _flat_nas(self)
+
+    def _resolvable_flat(self) -> bool:
+        return not self.graph.choice_nodes()
+
+    def __str__(self) -> str:
+        return print_graph(self.graph)
+
+    def __repr__(self) -> str:
+        return f"<Space {self.name!r}: {len(self.graph)} nodes, {len(self.specs)} labels>"
+
+
+@attrs.frozen(kw_only=True)
+class _Program:
+    """The modules a space came from, to print it back as one self-contained file."""
+
+    entry: ModuleEnv
+    modules: tuple[ModuleEnv, ...]
+    extra_ops: tuple[OpSpec, ...]
+
+    def to_nas(self, space: str, params: Mapping[str, Any]) -> str:
+        items: list[ast.Stmt] = [s.decl for s in self.extra_ops]
+        for env in self.modules:
+            if env is self.entry or _is_stdlib(env):
+                continue
+            items += [i for i in env.ast.items if not isinstance(i, ast.SpaceDef)]
+        items = [i for i in items if not (isinstance(i, ast.Import) and not _stdlib_import(i))]
+        head = format_items(items) if items else ""
+        body = format_module(
+            attrs.evolve(
+                self.entry.ast,
+                items=tuple(i for i in self.entry.ast.items
+                            if not (isinstance(i, ast.Import) and not _stdlib_import(i))),
+            ),
+            space_defaults={space: dict(params)},
+        )
+        return (head + "\n" if head else "") + body
+
+
+def _is_stdlib(env: ModuleEnv) -> bool:
+    return stdlib.path_of(env.name) is not None and env.file == f"{env.name}.nas"
+
+
+def _stdlib_import(i: ast.Import) -> bool:
+    return not i.is_path and stdlib.path_of(i.module) is not None
+
+
+# ---- loading -------------------------------------------------------------------------------
+def load(
+    name_or_path: str | Path,
+    *,
+    space: str | None = None,
+    ops: tuple[OpSpec, ...] | list[OpSpec] = (),
+    limits: Limits | None = None,
+    **params: Any,
+) -> Space:
+    """A stdlib space by bare name (``load("darts", C=16)``) or a ``.nas`` file by path."""
+    text = str(name_or_path)
+    is_name = isinstance(name_or_path, str) and "/" not in text and not text.endswith(".nas")
+    sources = Sources()
+    el = Elaborator(sources, limits)
+    loader = Loader(sources, _module_hook(el, ops))
+    if is_name:
+        path = stdlib.path_of(text)
+        if path is None:
+            hint = did_you_mean(text, stdlib.names())
+            raise NasError(f"no stdlib space {text!r}{hint}; give a path to load a file")
+        env = loader.load_file(path, name=text)
+    else:
+        env = loader.load_file(Path(text))
+    return _elaborate(el, loader, env, space, ops, params)
+
+
+def parse(
+    text: str | bytes,
+    *,
+    file: str = "<string>",
+    space: str | None = None,
+    ops: tuple[OpSpec, ...] | list[OpSpec] = (),
+    limits: Limits | None = None,
+    **params: Any,
+) -> Space:
+    """A space from ``.nas`` source text."""
+    sources = Sources()
+    el = Elaborator(sources, limits)
+    loader = Loader(sources, _module_hook(el, ops))
+    env = loader.load_text(text, file, Path(file).stem or "main")
+    return _elaborate(el, loader, env, space, ops, params)
+
+
+def _module_hook(el: Elaborator, ops):
+    extra = {s.name: s for s in ops}
+
+    def hook(env: ModuleEnv) -> None:
+        for name, spec in extra.items():
+            env.scope.setdefault(name, OpValue(decl=spec.decl, module=env))
+        run_module_lets(el, env)
+
+    return hook
+
+
+def _elaborate(el: Elaborator, loader: Loader, env: ModuleEnv, space_name, ops, params) -> Space:
+    spaces = env.spaces()
+    if space_name is None:
+        if len(spaces) == 1:
+            space_name = spaces[0]
+        elif env.name in spaces:
+            space_name = env.name
+        elif not spaces:
+            raise NasError(f"{env.file}: no 'space' definition")
+        else:
+            raise NasError(f"{env.file}: several spaces ({', '.join(spaces)}); choose one with space=")
+    if space_name not in spaces:
+        raise NasError(f"{env.file}: no space {space_name!r}{did_you_mean(space_name, spaces)}")
+    decl = env.defs[space_name].decl
+    known = [p.name for p in decl.params]
+    for k in params:
+        if k not in known:
+            raise NasError(
+                f"space {space_name!r} has no parameter {k!r}{did_you_mean(k, known)}"
+                + (f"; its parameters: {', '.join(known)}" if known else "")
+            )
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    values = el.elaborate_space(env, decl, plain)
+    try:
+        dec.label_specs(el.graph)
+    except dec.DecisionError as e:
+        raise NasError(f"{env.file}: {e}") from None
+    verify(el.graph)
+    op_decls = {}
+    for rec in el.graph.nodes_of(Op):
+        op_decls.setdefault(rec.op, _find_op(env, loader, rec.op, ops))
+    modules = tuple(loader.loaded.values()) + (env,)
+    program = _Program(entry=env, modules=modules, extra_ops=tuple(ops))
+    return Space(name=space_name, graph=el.graph, params=_json_params(values),
+                 op_decls=op_decls, program=program)
+
+
+def _json_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in values.items():
+        try:
+            literal(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
+def _find_op(env: ModuleEnv, loader: Loader, name: str, ops) -> ast.OpDecl:
+    for s in ops:
+        if s.name == name:
+            return s.decl
+    for m in (env, *loader.loaded.values()):
+        v = m.defs.get(name)
+        if isinstance(v, OpValue):
+            return v.decl
+    for m in (env, *loader.loaded.values()):
+        for v in m.scope.values():
+            if isinstance(v, OpValue) and v.name == name:
+                return v.decl
+    raise NasError(f"op {name!r} has no declaration")
+
+
+# ---- resolving -----------------------------------------------------------------------------
+def resolve_graph(g: Graph, decisions: Mapping[str, Any]) -> Graph:
+    """The choice-free graph selected by canonical ``decisions``."""
+    values = {lab: d for lab, d in decisions.items()}
+    out = Graph()
+    alias: dict[int, int] = {}
+    for rec in g:
+        if not rec.guard.holds(decisions):
+            continue
+        ins = g.inputs(rec.id)
+        if isinstance(rec, ValueChoice):
+            continue
+        if isinstance(rec, OpChoice):
+            alias[rec.id] = alias[ins[rec.options.index(decisions[rec.label])]]
+            continue
+        if isinstance(rec, RepeatChoice):
+            alias[rec.id] = alias[ins[rec.depths.index(decisions[rec.label])]]
+            continue
+        ty = _eval_type(rec.type, values)
+        if isinstance(rec, InputChoice):
+            picked = [alias[ins[j]] for j in decisions[rec.label]]
+            if len(picked) == 1:
+                alias[rec.id] = picked[0]
+            else:
+                alias[rec.id] = out.add(Merge, picked, type=ty, mode=rec.merge, loc=rec.loc)
+            continue
+        fields = {f.name: getattr(rec, f.name) for f in attrs.fields(type(rec))}
+        fields.pop("id")
+        fields.update(type=ty, guard=dec.Guard.TRUE)
+        if isinstance(rec, Op):
+            fields["params"] = tuple((k, evaluate(v, values)) for k, v in rec.params)
+        alias[rec.id] = out.add(type(rec), [alias[i] for i in ins], **fields)
+    _prune(out)
+    return out
+
+
+def _eval_type(ty, values):
+    if ty is None:
+        return None
+    return attrs.evolve(ty, channels=evaluate(ty.channels, values),
+                        stride=evaluate(ty.stride, values))
+
+
+def _prune(g: Graph) -> None:
+    live: set[int] = set()
+    stack = [r.id for r in g.nodes_of(Output)]
+    while stack:
+        n = stack.pop()
+        if n not in live:
+            live.add(n)
+            stack.extend(g.inputs(n))
+    for rec in list(g):
+        if rec.id not in live:
+            g.remove(rec.id)
+
+
+def _flat_nas(space: Space) -> str:
+    """A choice-free space as a flat program: its op declarations and one line per node."""
+    g = space.graph
+    names: dict[int, str] = {}
+    lines = []
+    for rec in g:
+        ins = [names[i] for i in g.inputs(rec.id)]
+        if isinstance(rec, Input):
+            names[rec.id] = rec.name
+            t = rec.type
+            args = (f"{t.channels}" if t.layout.value == "vector"
+                    else f"{t.channels}, {t.stride}")
+            lines.append(f"input {rec.name}: {t.layout.value}({args})")
+            continue
+        if isinstance(rec, Output):
+            lines.append(f"output {rec.name} = {ins[0]}")
+            continue
+        v = f"v{rec.id}"
+        names[rec.id] = v
+        if isinstance(rec, Op):
+            decl = space.op_decls[rec.op]
+            tensor_params = [p.name for p in decl.params if p.ann is not None and p.ann.name in
+                             ("tensor", "image", "vector", "tokens")]
+            args = [f"{n}={x}" for n, x in zip(tensor_params, ins)] if len(tensor_params) == len(
+                ins) else list(ins)
+            args += [f"{k}={literal(list(x) if isinstance(x, tuple) else x)}"
+                     for k, x in rec.params]
+            rhs = f"{rec.op}({', '.join(args)})"
+        elif isinstance(rec, Merge):
+            rhs = f"{rec.mode}([{', '.join(ins)}])"
+        elif isinstance(rec, Align):
+            extra = f", policy={literal(rec.policy)}" if rec.policy else ""
+            rhs = (f"align({ins[0]}, channels={rec.type.channels}, stride={rec.type.stride}"
+                   f"{extra})")
+        else:  # pragma: no cover - resolve_graph leaves no choices
+            raise NasError(f"cannot print {type(rec).__name__}")
+        lines.append(f"let {v} = {rhs}")
+    decls = format_items(list(space.op_decls.values())) if space.op_decls else ""
+    header = f"# {space.name} resolved"
+    if space.architecture is not None:
+        header += f": {space.architecture.to_json()}"
+    body = "\n".join("    " + line for line in lines)
+    return f"{header}\n{decls}\nspace {space.name}() {{\n{body}\n}}\n"
