@@ -44,7 +44,7 @@ from nasc.ir.nodes import (
     RepeatChoice,
     ValueChoice,
 )
-from nasc.ir.sym import Sym, same_value
+from nasc.ir.sym import Sym, assignments, evaluate, labels_of, same_value
 from nasc.ir.types import Layout, TensorType
 
 
@@ -317,7 +317,7 @@ class Elaborator:
         self.outputs += 1
 
     def _repeat(self, s: ast.Repeat, scope: Scope, env: ModuleEnv) -> None:
-        depths = sorted({self._as_int(self.eval(d, scope, env), d.loc) for d in s.depths})
+        depths = sorted({self._as_int(v, s.loc) for v in self._set_items(s.depths, scope, env)})
         if any(d < 0 for d in depths):
             raise self.error("repeat depths must be 0 or more", s.loc)
         label = self._label(s.label, scope, env)
@@ -568,10 +568,10 @@ class Elaborator:
         raise self.error(f"{type_name(obj)} has no attribute {e.name!r}", e.loc)
 
     def _e_ChooseValue(self, e: ast.ChooseValue, scope, env):
-        values = tuple(self.eval(v, scope, env) for v in e.values)
-        for v, ve in zip(values, e.values):
+        values = tuple(self._set_items(e.values, scope, env))
+        for v in values:
             if not isinstance(v, int | float | str | bool):
-                raise self.error(f"a value choice needs plain values, got {type_name(v)}", ve.loc)
+                raise self.error(f"a value choice needs plain values, got {type_name(v)}", e.loc)
         if len(set(values)) != len(values):
             raise self.error("a value choice lists a value twice", e.loc)
         self._check_options(values, e.loc)
@@ -649,6 +649,15 @@ class Elaborator:
         self.picks.append(p)
         return p
 
+    def _set_items(self, exprs: Sequence[ast.Expr], scope: Scope, env: ModuleEnv) -> list[Any]:
+        """The members of ``{a, b..c, xs}``: ranges and lists are spliced in."""
+        out: list[Any] = []
+        for x in exprs:
+            v = self.eval(x, scope, env)
+            out.extend(self._iterate(v, x.loc) if isinstance(v, RangeValue | list) else [v])
+            self._check_options(out, x.loc)
+        return out
+
     # ---- calls ---------------------------------------------------------------------------------
     def call(self, fn: Any, args: list[Any], kwargs: dict[str, Any], loc: SourceLoc) -> Any:
         self._step(loc)
@@ -673,19 +682,38 @@ class Elaborator:
         scope = Scope()
         scope.vars.update(bound)
         saved = self.loc
-        for req in d.requires:
-            ok = self.eval(req.test, scope, fn.module)
-            if not self._truth(ok, req.test.loc):
-                msg = req.message or f"requirement of {d.name!r} does not hold"
-                detail = ", ".join(f"{k}={show(v)}" for k, v in bound.items())
-                raise self.error(f"{d.name}: {msg} ({detail})", loc,
-                                 [self.sources.note(req.test.loc, "required here")])
+        self._check_requirements(d, bound, fn.module, loc)
         ty = self._type_expr(d.out, scope, fn.module)
         self.loc = saved
         inputs = [v.node for v in bound.values() if isinstance(v, Tensor)]
         params = tuple((k, _freeze(v)) for k, v in bound.items() if not isinstance(v, Tensor))
         nid = self._add(Op, inputs, type=ty, op=d.name, params=params, loc=loc)
         return Tensor(node=nid, type=ty)
+
+    def _check_requirements(self, d: ast.OpDecl, bound: dict[str, Any], module, loc) -> None:
+        """Check ``require`` clauses, under every decision of the value choices involved."""
+        if not d.requires:
+            return
+        labels = labels_of(tuple(v.type.channels if isinstance(v, Tensor) else v
+                                 for v in bound.values()))
+        labels |= labels_of(tuple(v.type.stride for v in bound.values() if isinstance(v, Tensor)))
+        envs = assignments(labels, self.domains, 4096) if labels else iter([{}])
+        for env in envs or ():
+            scope = Scope()
+            for k, v in bound.items():
+                if isinstance(v, Tensor):
+                    v = attrs.evolve(v, type=attrs.evolve(
+                        v.type, channels=evaluate(v.type.channels, env),
+                        stride=evaluate(v.type.stride, env)))
+                scope.vars[k] = evaluate(v, env) if not isinstance(v, list) else v
+            for req in d.requires:
+                if self._truth(self.eval(req.test, scope, module), req.test.loc):
+                    continue
+                msg = req.message or f"requirement of {d.name!r} does not hold"
+                detail = ", ".join(f"{k}={show(v)}" for k, v in scope.vars.items())
+                when = f" when {', '.join(f'{k}={v}' for k, v in env.items())}" if env else ""
+                raise self.error(f"{d.name}: {msg} ({detail}){when}", loc,
+                                 [self.sources.note(req.test.loc, "required here")])
 
     def _call_block(self, fn: BlockValue, args, kwargs, loc: SourceLoc) -> Any:
         d = fn.decl
