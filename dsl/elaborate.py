@@ -44,7 +44,7 @@ from nasc.ir.nodes import (
     RepeatChoice,
     ValueChoice,
 )
-from nasc.ir.sym import Sym, assignments, evaluate, labels_of, same_value
+from nasc.ir.sym import Sym, evaluate, labels_of, same_value, sampled_assignments
 from nasc.ir.types import Layout, TensorType
 
 
@@ -53,7 +53,8 @@ class Limits:
     """Bounds on elaboration. Every one is checked where it could be exceeded."""
 
     max_nodes: int = 200_000
-    max_steps: int = 5_000_000  # loop iterations, comprehension items and calls together
+    max_steps: int = 1_000_000  # loop iterations, comprehension items and calls together
+    max_alloc: int = 20_000_000  # list items and string characters created, in all
     max_call_depth: int = 64
     max_int: int = (1 << 63) - 1
     max_list: int = 100_000
@@ -111,10 +112,12 @@ class Elaborator:
         self.labels: dict[str, _LabelInfo] = {}
         self.domains: dict[str, tuple[Any, ...]] = {}
         self.steps = 0
+        self.alloc = 0
         self.depth = 0
         self.picks: list[PickValue] = []
         self.loc: SourceLoc | None = None
         self.outputs = 0
+        self.toplevel = False
 
     # ---- errors and bounds -------------------------------------------------------------------
     def error(self, msg: str, loc: SourceLoc | None = None, notes: Sequence[Note] = ()) -> NasError:
@@ -217,6 +220,9 @@ class Elaborator:
         elif isinstance(s, ast.Assign):
             for name, value in zip(s.targets, self._values(s, scope, env)):
                 owner = scope.find(name)
+                if owner is None and name in env.scope:
+                    raise self.error(f"{name!r} is a top-level definition and cannot be "
+                                     f"reassigned; use 'let {name} = ...' for a local copy")
                 if owner is None:
                     hint = did_you_mean(name, scope.names())
                     raise self.error(f"assignment to undefined {name!r}; use 'let'{hint}")
@@ -374,6 +380,7 @@ class Elaborator:
         text = "".join(out)
         if len(text) > self.limits.max_str:
             raise self.error(f"string longer than {self.limits.max_str} characters", e.loc)
+        self._check_len(text, e.loc)
         return text
 
     def _e_Name(self, e: ast.Name, scope: Scope, env: ModuleEnv):
@@ -483,6 +490,7 @@ class Elaborator:
         if op == "+" and isinstance(a, str) and isinstance(b, str):
             if len(a) + len(b) > self.limits.max_str:
                 raise self.error(f"string longer than {self.limits.max_str} characters", loc)
+            self._check_len(a + b, loc)
             return a + b
         if not _is_num(a) or not _is_num(b):
             raise self.error(f"cannot apply '{op}' to {type_name(a)} and {type_name(b)}", loc)
@@ -568,6 +576,7 @@ class Elaborator:
         raise self.error(f"{type_name(obj)} has no attribute {e.name!r}", e.loc)
 
     def _e_ChooseValue(self, e: ast.ChooseValue, scope, env):
+        self._no_toplevel_choice(e.loc)
         values = tuple(self._set_items(e.values, scope, env))
         for v in values:
             if not isinstance(v, int | float | str | bool):
@@ -582,6 +591,7 @@ class Elaborator:
         return Sym.var(label)
 
     def _e_ChooseOp(self, e: ast.ChooseOp, scope, env):
+        self._no_toplevel_choice(e.loc)
         cands = self.eval(e.candidates, scope, env)
         if isinstance(cands, CALLABLES):
             cands = [cands]
@@ -625,6 +635,7 @@ class Elaborator:
         return Tensor(node=nid, type=results[0].type)
 
     def _e_Pick(self, e: ast.Pick, scope, env):
+        self._no_toplevel_choice(e.loc)
         items = self.eval(e.items, scope, env)
         if not isinstance(items, list) or not items:
             raise self.error("'pick' needs a non-empty list of tensors", e.items.loc)
@@ -648,6 +659,11 @@ class Elaborator:
         )
         self.picks.append(p)
         return p
+
+    def _no_toplevel_choice(self, loc: SourceLoc) -> None:
+        if self.toplevel:
+            raise self.error("a choice at the top level; write it inside a space or block "
+                             "(a label shared by several places is one decision anyway)", loc)
 
     def _set_items(self, exprs: Sequence[ast.Expr], scope: Scope, env: ModuleEnv) -> list[Any]:
         """The members of ``{a, b..c, xs}``: ranges and lists are spliced in."""
@@ -697,8 +713,8 @@ class Elaborator:
         labels = labels_of(tuple(v.type.channels if isinstance(v, Tensor) else v
                                  for v in bound.values()))
         labels |= labels_of(tuple(v.type.stride for v in bound.values() if isinstance(v, Tensor)))
-        envs = assignments(labels, self.domains, 4096) if labels else iter([{}])
-        for env in envs or ():
+        envs = sampled_assignments(labels, self.domains, 4096) if labels else iter([{}])
+        for env in envs:
             scope = Scope()
             for k, v in bound.items():
                 if isinstance(v, Tensor):
@@ -766,6 +782,8 @@ class Elaborator:
     def _check_ann(self, v: Any, ann: ast.TypeAnn, what: str, loc: SourceLoc) -> Any:
         ok: bool
         n = ann.name
+        if isinstance(v, Sym) and n in ("int", "float", "bool", "str"):
+            return self._check_sym_ann(v, n, what, loc)
         if n == "int":
             ok = (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, Sym)
         elif n == "float":
@@ -790,7 +808,18 @@ class Elaborator:
                 n, ["int", "float", "bool", "str", "tensor", "image", "vector", "tokens", "op",
                     "list", "any"]), loc)
         if not ok:
-            raise self.error(f"{what} must be {ann}, got {type_name(v)} {show(v)}", loc)
+            shown = "" if isinstance(v, Tensor) else f" {show(v)}"
+            raise self.error(f"{what} must be {ann}, got {type_name(v)}{shown}", loc)
+        return v
+
+    def _check_sym_ann(self, v: Sym, n: str, what: str, loc: SourceLoc) -> Sym:
+        """A value choice fits a parameter when every value it can take does."""
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}[n]
+        for lab in v.labels():
+            for x in self.domains.get(lab, ()):
+                if not isinstance(x, kinds) or (n in ("int", "float") and isinstance(x, bool)):
+                    raise self.error(
+                        f"{what} must be {n}, but value choice {lab!r} can be {show(x)}", loc)
         return v
 
     def _type_expr(self, t: ast.TypeExpr, scope: Scope, env: ModuleEnv) -> TensorType:
@@ -909,9 +938,14 @@ class Elaborator:
         if len(options) > self.limits.max_options:
             raise self.error(f"a choice with over {self.limits.max_options} options", loc)
 
-    def _check_len(self, v: list, loc: SourceLoc | None = None) -> None:
-        if len(v) > self.limits.max_list:
+    def _check_len(self, v: list | str, loc: SourceLoc | None = None) -> None:
+        if isinstance(v, list) and len(v) > self.limits.max_list:
             raise self.error(f"a list longer than {self.limits.max_list} items", loc)
+        self.alloc += len(v)
+        if self.alloc > self.limits.max_alloc:
+            raise self.error(
+                f"elaboration built over {self.limits.max_alloc} list items and string "
+                "characters; the space is too large to build", loc)
 
     def _tensor(self, v: Any, loc: SourceLoc, what: str) -> Tensor:
         if not isinstance(v, Tensor):
@@ -1124,7 +1158,12 @@ def run_module_lets(el: Elaborator, env: ModuleEnv) -> None:
             env.origin[name] = item
     for item in lets:
         el.loc = item.loc
-        for name, v in zip(item.targets, el._values(item, Scope(), env)):
+        el.toplevel = True
+        try:
+            values = el._values(item, Scope(), env)
+        finally:
+            el.toplevel = False
+        for name, v in zip(item.targets, values):
             if isinstance(v, Tensor | PickValue):
                 raise el.error("a top-level 'let' cannot hold a tensor", item.loc)
             env.scope[name] = v

@@ -19,6 +19,8 @@ from nasc.dsl.parser import decode, parse_module
 from nasc.dsl.values import BlockValue, ModuleValue, OpValue
 
 MAX_IMPORT_DEPTH = 32
+ANNOTATIONS = ("int", "float", "bool", "str", "tensor", "image", "vector", "tokens", "op", "list",
+               "any")
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -96,6 +98,8 @@ class Loader:
     def _build(self, module: ast.Module, name: str, file: str) -> ModuleEnv:
         env = ModuleEnv(name=name, file=file, ast=module)
         for item in module.items:
+            for p in getattr(item, "params", ()):
+                self._check_ann(p.ann, p)
             if isinstance(item, ast.Import):
                 self._import(item, env)
             elif isinstance(item, ast.OpDecl):
@@ -104,6 +108,16 @@ class Loader:
                 self._define(env, item.name, BlockValue(decl=item, module=env), item)
         self.on_module(env)
         return env
+
+    def _check_ann(self, ann: ast.TypeAnn | None, p: ast.Param) -> None:
+        if ann is None:
+            return
+        if ann.name not in ANNOTATIONS:
+            hint = did_you_mean(ann.name, ANNOTATIONS)
+            raise self.sources.error(f"unknown type {ann.name!r} for {p.name!r}{hint}", p.loc)
+        if ann.arg is not None and ann.name != "list":
+            raise self.sources.error(f"{ann.name} takes no type argument", p.loc)
+        self._check_ann(ann.arg, p)
 
     def _import(self, imp: ast.Import, env: ModuleEnv) -> None:
         other = self.resolve_import(imp, env)

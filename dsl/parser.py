@@ -129,7 +129,8 @@ def _transform(t: _ToAst, tree: lark.Tree) -> Any:
 def decode(text: str | bytes, file: str) -> str:
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
-            raise NasError(f"file is {len(text)} bytes; the limit is {MAX_FILE_BYTES}")
+            raise NasError(f"file is {len(text)} bytes; the limit is {MAX_FILE_BYTES}",
+                           _loc(file, 1, 1))
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -138,7 +139,8 @@ def decode(text: str | bytes, file: str) -> str:
             loc = SourceLoc(file=file, line=line, col=col)
             raise NasError(f"not valid UTF-8 (byte 0x{text[e.start]:02x})", loc) from None
     if len(text) > MAX_FILE_BYTES:
-        raise NasError(f"file is {len(text)} characters; the limit is {MAX_FILE_BYTES}")
+        raise NasError(f"file is {len(text)} characters; the limit is {MAX_FILE_BYTES}",
+                       _loc(file, 1, 1))
     bad = next((i for i, ch in enumerate(text) if ch == "\x00"), None)
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
@@ -250,6 +252,8 @@ def _generic_message(e: lark.exceptions.UnexpectedInput) -> str:
         ch = e.char if hasattr(e, "char") else "?"
         return f"unexpected character {ch!r}"
     if isinstance(e, lark.exceptions.UnexpectedToken):
+        if set(e.expected) == {"AT"}:
+            return f"a choice needs a label: '@\"name\"' after its candidates (found {_describe(e.token)})"
         expected = sorted(_pretty_terminal(t) for t in e.expected)[:8]
         tail = f"; expected {', '.join(expected)}" if expected else ""
         return f"unexpected {_describe(e.token)}{tail}"

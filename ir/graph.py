@@ -74,6 +74,19 @@ class Graph:
         g._next = self._next
         return g
 
+    def renumbered(self) -> Graph:
+        """A copy whose ids are 0..n-1 in topological order (canonical names for printing)."""
+        g = Graph()
+        new: dict[int, int] = {}
+        for old in self.topo_order():
+            rec = attrs.evolve(self[old], id=g._next)
+            new[old] = g._next
+            g._g.add_node(g._next, rec=rec)
+            g._next += 1
+            for slot, src in enumerate(self.inputs(old)):
+                g._g.add_edge(new[src], new[old], slot=slot)
+        return g
+
     # -- reading ---------------------------------------------------------------------------
     def __getitem__(self, nid: int) -> Node:
         return self._g.nodes[nid]["rec"]

@@ -148,6 +148,25 @@ def assignments(
     return (dict(zip(ordered, vals)) for vals in itertools.product(*(domains[x] for x in ordered)))
 
 
+def sampled_assignments(
+    labels: frozenset[str], domains: Mapping[str, tuple[Any, ...]], limit: int, seed: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Every assignment when there are at most ``limit``; else ``limit`` of them: the all-first,
+    the all-last, and the rest drawn uniformly with ``seed``."""
+    every = assignments(labels, domains, limit)
+    if every is not None:
+        yield from every
+        return
+    import random
+
+    ordered = sorted(labels)
+    yield {lab: domains[lab][0] for lab in ordered}
+    yield {lab: domains[lab][-1] for lab in ordered}
+    rng = random.Random(seed)
+    for _ in range(limit - 2):
+        yield {lab: rng.choice(domains[lab]) for lab in ordered}
+
+
 def same_value(a: Any, b: Any, domains: Mapping[str, tuple[Any, ...]], limit: int = 4096) -> bool:
     """Whether ``a`` and ``b`` agree under every decision of the value choices they mention.
 

@@ -135,8 +135,10 @@ class Space:
         except dec.DecisionError as e:
             raise NasError(f"architecture does not fit space {self.name!r}: {e}") from None
         graph = resolve_graph(self.graph, decisions)
+        used = {r.op for r in graph.nodes_of(Op)}
         return Space(
-            name=self.name, graph=graph, params=self.params, op_decls=self.op_decls,
+            name=self.name, graph=graph, params=self.params,
+            op_decls={k: v for k, v in self.op_decls.items() if k in used},
             program=None, architecture=self._arch(decisions),
         )
 
@@ -275,6 +277,7 @@ def _elaborate(el: Elaborator, loader: Loader, env: ModuleEnv, space_name, ops, 
         dec.label_specs(el.graph)
     except dec.DecisionError as e:
         raise NasError(f"{env.file}: {e}") from None
+    el.graph = el.graph.renumbered()
     verify(el.graph)
     op_decls = {}
     for rec in el.graph.nodes_of(Op):
@@ -344,7 +347,7 @@ def resolve_graph(g: Graph, decisions: Mapping[str, Any]) -> Graph:
             fields["params"] = tuple((k, evaluate(v, values)) for k, v in rec.params)
         alias[rec.id] = out.add(type(rec), [alias[i] for i in ins], **fields)
     _prune(out)
-    return out
+    return out.renumbered()
 
 
 def _eval_type(ty, values):
@@ -405,8 +408,8 @@ def _flat_nas(space: Space) -> str:
             raise NasError(f"cannot print {type(rec).__name__}")
         lines.append(f"let {v} = {rhs}")
     decls = format_items(list(space.op_decls.values())) if space.op_decls else ""
-    header = f"# {space.name} resolved"
+    header = f"# {space.name}, choice-free"
     if space.architecture is not None:
-        header += f": {space.architecture.to_json()}"
+        header = f"# {space.name} resolved: {space.architecture.to_json()}"
     body = "\n".join("    " + line for line in lines)
     return f"{header}\n{decls}\nspace {space.name}() {{\n{body}\n}}\n"
