@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
 from nasc.ir.location import SourceLoc
 
 frozen = attrs.frozen(kw_only=True)

@@ -11,7 +11,6 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 import attrs
-
 from nasc.ir.location import SourceLoc
 
 
@@ -92,9 +91,7 @@ class Sources:
         return lines[loc.line - 1] if 0 < loc.line <= len(lines) else None
 
     def error(self, message: str, loc: SourceLoc | None, notes: Sequence[Note] = ()) -> NasError:
-        notes = tuple(
-            attrs.evolve(n, line_text=n.line_text or self.line(n.loc)) for n in notes
-        )
+        notes = tuple(attrs.evolve(n, line_text=n.line_text or self.line(n.loc)) for n in notes)
         return NasError(message, loc, self.line(loc), notes)
 
     def note(self, loc: SourceLoc | None, message: str) -> Note:

@@ -8,11 +8,10 @@ exceeds a bound gets a located error, not a hang or a memory blow-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-
 from nasc.dsl import ast
 from nasc.dsl.diagnostics import NasError, Note, Sources, did_you_mean
 from nasc.dsl.modules import ModuleEnv
@@ -153,8 +152,9 @@ class Elaborator:
     ) -> dict[str, Any]:
         """Run ``space`` with ``params`` (already checked); return the parameter values used."""
         scope = Scope()
-        values = self._bind_params(space.params, (), dict(params), env, space.name, space.loc,
-                                   partial_ok=False)
+        values = self._bind_params(
+            space.params, (), dict(params), env, space.name, space.loc, partial_ok=False
+        )
         scope.vars.update(values)
         self.loc = space.loc
         try:
@@ -221,8 +221,10 @@ class Elaborator:
             for name, value in zip(s.targets, self._values(s, scope, env)):
                 owner = scope.find(name)
                 if owner is None and name in env.scope:
-                    raise self.error(f"{name!r} is a top-level definition and cannot be "
-                                     f"reassigned; use 'let {name} = ...' for a local copy")
+                    raise self.error(
+                        f"{name!r} is a top-level definition and cannot be "
+                        f"reassigned; use 'let {name} = ...' for a local copy"
+                    )
                 if owner is None:
                     hint = did_you_mean(name, scope.names())
                     raise self.error(f"assignment to undefined {name!r}; use 'let'{hint}")
@@ -287,7 +289,7 @@ class Elaborator:
         if isinstance(it, PickValue):
             raise self.error(
                 "a pick is iterated inside a list, then merged: "
-                "sum([f(h) for h in pick 2 of xs @\"label\"])",
+                'sum([f(h) for h in pick 2 of xs @"label"])',
                 s.iter.loc,
             )
         for item in self._iterate(it, s.iter.loc):
@@ -358,8 +360,13 @@ class Elaborator:
                 )
             picked = [seq[d] for d in depths]
             self._check_same_types(picked, [f"depth {d}" for d in depths], s.loc, "repeat")
-            nid = self._add(RepeatChoice, [t.node for t in picked], type=picked[-1].type,
-                            label=label, depths=tuple(depths))
+            nid = self._add(
+                RepeatChoice,
+                [t.node for t in picked],
+                type=picked[-1].type,
+                label=label,
+                depths=tuple(depths),
+            )
             before[name][0].vars[name] = Tensor(node=nid, type=picked[-1].type)
 
     # ---- expressions ---------------------------------------------------------------------------
@@ -458,12 +465,15 @@ class Elaborator:
     def _e_BinOp(self, e: ast.BinOp, scope, env):
         if e.op == "and":
             return self._truth(self.eval(e.left, scope, env), e.left.loc) and self._truth(
-                self.eval(e.right, scope, env), e.right.loc)
+                self.eval(e.right, scope, env), e.right.loc
+            )
         if e.op == "or":
             return self._truth(self.eval(e.left, scope, env), e.left.loc) or self._truth(
-                self.eval(e.right, scope, env), e.right.loc)
-        return self._binop(e.op, self.eval(e.left, scope, env), self.eval(e.right, scope, env),
-                           e.loc)
+                self.eval(e.right, scope, env), e.right.loc
+            )
+        return self._binop(
+            e.op, self.eval(e.left, scope, env), self.eval(e.right, scope, env), e.loc
+        )
 
     def _binop(self, op: str, a: Any, b: Any, loc: SourceLoc) -> Any:
         if op == "..":
@@ -565,7 +575,9 @@ class Elaborator:
                 return obj.index
             raise self.error(
                 f"a tensor has no {e.name!r}"
-                + did_you_mean(e.name, ["channels", "stride", "layout", "index"]), e.loc)
+                + did_you_mean(e.name, ["channels", "stride", "layout", "index"]),
+                e.loc,
+            )
         if isinstance(obj, ModuleValue):
             if e.name not in obj.env.scope:
                 hint = did_you_mean(e.name, obj.env.scope)
@@ -596,8 +608,9 @@ class Elaborator:
         if isinstance(cands, CALLABLES):
             cands = [cands]
         if not isinstance(cands, list) or not cands:
-            raise self.error("candidates of a choice must be a non-empty list of ops or blocks",
-                             e.candidates.loc)
+            raise self.error(
+                "candidates of a choice must be a non-empty list of ops or blocks", e.candidates.loc
+            )
         for c in cands:
             if not isinstance(c, CALLABLES):
                 raise self.error(f"candidate {show(c)} is not an op or a block", e.candidates.loc)
@@ -630,8 +643,14 @@ class Elaborator:
             results.append(self._tensor(value, e.loc, f"candidate {name!r}"))
         self.loc = e.loc
         self._check_same_types(results, [f"candidate {n!r}" for n in names], e.loc, "choice")
-        nid = self._add(OpChoice, [t.node for t in results], type=results[0].type, label=label,
-                        options=tuple(names), loc=e.loc)
+        nid = self._add(
+            OpChoice,
+            [t.node for t in results],
+            type=results[0].type,
+            label=label,
+            options=tuple(names),
+            loc=e.loc,
+        )
         return Tensor(node=nid, type=results[0].type)
 
     def _e_Pick(self, e: ast.Pick, scope, env):
@@ -654,7 +673,10 @@ class Elaborator:
         label = self._label(e.label, scope, env)
         self._check_options(range(n), e.loc)
         p = PickValue(
-            label=label, k_min=k_min, k_max=k_max, loc=e.loc,
+            label=label,
+            k_min=k_min,
+            k_max=k_max,
+            loc=e.loc,
             items=[attrs.evolve(t, index=i) for i, t in enumerate(tensors)],
         )
         self.picks.append(p)
@@ -662,8 +684,11 @@ class Elaborator:
 
     def _no_toplevel_choice(self, loc: SourceLoc) -> None:
         if self.toplevel:
-            raise self.error("a choice at the top level; write it inside a space or block "
-                             "(a label shared by several places is one decision anyway)", loc)
+            raise self.error(
+                "a choice at the top level; write it inside a space or block "
+                "(a label shared by several places is one decision anyway)",
+                loc,
+            )
 
     def _set_items(self, exprs: Sequence[ast.Expr], scope: Scope, env: ModuleEnv) -> list[Any]:
         """The members of ``{a, b..c, xs}``: ranges and lists are spliced in."""
@@ -710,17 +735,23 @@ class Elaborator:
         """Check ``require`` clauses, under every decision of the value choices involved."""
         if not d.requires:
             return
-        labels = labels_of(tuple(v.type.channels if isinstance(v, Tensor) else v
-                                 for v in bound.values()))
+        labels = labels_of(
+            tuple(v.type.channels if isinstance(v, Tensor) else v for v in bound.values())
+        )
         labels |= labels_of(tuple(v.type.stride for v in bound.values() if isinstance(v, Tensor)))
         envs = sampled_assignments(labels, self.domains, 4096) if labels else iter([{}])
         for env in envs:
             scope = Scope()
             for k, v in bound.items():
                 if isinstance(v, Tensor):
-                    v = attrs.evolve(v, type=attrs.evolve(
-                        v.type, channels=evaluate(v.type.channels, env),
-                        stride=evaluate(v.type.stride, env)))
+                    v = attrs.evolve(
+                        v,
+                        type=attrs.evolve(
+                            v.type,
+                            channels=evaluate(v.type.channels, env),
+                            stride=evaluate(v.type.stride, env),
+                        ),
+                    )
                 scope.vars[k] = evaluate(v, env) if not isinstance(v, list) else v
             for req in d.requires:
                 if self._truth(self.eval(req.test, scope, module), req.test.loc):
@@ -728,8 +759,11 @@ class Elaborator:
                 msg = req.message or f"requirement of {d.name!r} does not hold"
                 detail = ", ".join(f"{k}={show(v)}" for k, v in scope.vars.items())
                 when = f" when {', '.join(f'{k}={v}' for k, v in env.items())}" if env else ""
-                raise self.error(f"{d.name}: {msg} ({detail}){when}", loc,
-                                 [self.sources.note(req.test.loc, "required here")])
+                raise self.error(
+                    f"{d.name}: {msg} ({detail}){when}",
+                    loc,
+                    [self.sources.note(req.test.loc, "required here")],
+                )
 
     def _call_block(self, fn: BlockValue, args, kwargs, loc: SourceLoc) -> Any:
         d = fn.decl
@@ -804,9 +838,26 @@ class Elaborator:
         elif n == "any":
             ok = True
         else:
-            raise self.error(f"unknown type {n!r} in annotation of {what}" + did_you_mean(
-                n, ["int", "float", "bool", "str", "tensor", "image", "vector", "tokens", "op",
-                    "list", "any"]), loc)
+            raise self.error(
+                f"unknown type {n!r} in annotation of {what}"
+                + did_you_mean(
+                    n,
+                    [
+                        "int",
+                        "float",
+                        "bool",
+                        "str",
+                        "tensor",
+                        "image",
+                        "vector",
+                        "tokens",
+                        "op",
+                        "list",
+                        "any",
+                    ],
+                ),
+                loc,
+            )
         if not ok:
             shown = "" if isinstance(v, Tensor) else f" {show(v)}"
             raise self.error(f"{what} must be {ann}, got {type_name(v)}{shown}", loc)
@@ -819,7 +870,8 @@ class Elaborator:
             for x in self.domains.get(lab, ()):
                 if not isinstance(x, kinds) or (n in ("int", "float") and isinstance(x, bool)):
                     raise self.error(
-                        f"{what} must be {n}, but value choice {lab!r} can be {show(x)}", loc)
+                        f"{what} must be {n}, but value choice {lab!r} can be {show(x)}", loc
+                    )
         return v
 
     def _type_expr(self, t: ast.TypeExpr, scope: Scope, env: ModuleEnv) -> TensorType:
@@ -835,8 +887,11 @@ class Elaborator:
                 ty = attrs.evolve(ty, **{k: self._dim(v, t.loc, k)})
             return ty
         if t.name not in ("image", "vector", "tokens"):
-            raise self.error(f"unknown tensor type {t.name!r}"
-                             + did_you_mean(t.name, ["image", "vector", "tokens", "like"]), t.loc)
+            raise self.error(
+                f"unknown tensor type {t.name!r}"
+                + did_you_mean(t.name, ["image", "vector", "tokens", "like"]),
+                t.loc,
+            )
         fields = dict(zip(("channels", "stride"), args))
         fields.update(kwargs)
         if "channels" not in fields:
@@ -879,8 +934,17 @@ class Elaborator:
         if mode == "concat":
             self._check_same_types(ts, what, loc, "concat of a pick")
         self._register(p.label, "input", tuple(range(len(ts))), p.loc, (p.k_min, p.k_max))
-        nid = self._add(InputChoice, [t.node for t in ts], type=ty, label=p.label, n=len(ts),
-                        k_min=p.k_min, k_max=p.k_max, merge=mode, loc=loc)
+        nid = self._add(
+            InputChoice,
+            [t.node for t in ts],
+            type=ty,
+            label=p.label,
+            n=len(ts),
+            k_min=p.k_min,
+            k_max=p.k_max,
+            merge=mode,
+            loc=loc,
+        )
         return Tensor(node=nid, type=ty)
 
     def _merged_type(self, ts: list[Tensor], mode: str, loc, what: list[str]) -> TensorType:
@@ -889,8 +953,9 @@ class Elaborator:
             return ts[0].type
         first = ts[0].type
         for t, w in zip(ts[1:], what[1:]):
-            if t.type.layout != first.layout or not same_value(t.type.stride, first.stride,
-                                                              self.domains):
+            if t.type.layout != first.layout or not same_value(
+                t.type.stride, first.stride, self.domains
+            ):
                 raise self._type_mismatch("concat", ts[0], t, what[0], w, loc)
         total = first.channels
         for t in ts[1:]:
@@ -901,23 +966,29 @@ class Elaborator:
         first = ts[0].type
         for t, w in zip(ts[1:], what[1:]):
             ty = t.type
-            if ty.layout != first.layout or not same_value(ty.channels, first.channels,
-                                                          self.domains) or (
-                ty.layout is not Layout.VECTOR
-                and not same_value(ty.stride, first.stride, self.domains)
+            if (
+                ty.layout != first.layout
+                or not same_value(ty.channels, first.channels, self.domains)
+                or (
+                    ty.layout is not Layout.VECTOR
+                    and not same_value(ty.stride, first.stride, self.domains)
+                )
             ):
                 raise self._type_mismatch(ctx, ts[0], t, what[0], w, loc)
 
     def _type_mismatch(self, ctx, a: Tensor, b: Tensor, wa: str, wb: str, loc) -> NasError:
         la, lb = self.graph[a.node].loc, self.graph[b.node].loc
-        notes = [self.sources.note(la, f"{wa} has type {a.type}"),
-                 self.sources.note(lb, f"{wb} has type {b.type}")]
+        notes = [
+            self.sources.note(la, f"{wa} has type {a.type}"),
+            self.sources.note(lb, f"{wb} has type {b.type}"),
+        ]
         return self.error(
-            f"{ctx} of tensors with different types: {wa} is {a.type}, {wb} is {b.type}",
-            loc, notes)
+            f"{ctx} of tensors with different types: {wa} is {a.type}, {wb} is {b.type}", loc, notes
+        )
 
-    def _register(self, label: str, kind: str, options: tuple, loc: SourceLoc,
-                  extra: tuple = ()) -> None:
+    def _register(
+        self, label: str, kind: str, options: tuple, loc: SourceLoc, extra: tuple = ()
+    ) -> None:
         info = self.labels.get(label)
         if info is None:
             self.labels[label] = _LabelInfo(kind=kind, options=options, loc=loc, extra=extra)
@@ -926,7 +997,9 @@ class Elaborator:
             raise self.error(
                 f"label {label!r} names two different decisions: a {kind} choice of "
                 f"{_opts(options)} here, a {info.kind} choice of {_opts(info.options)} before",
-                loc, [self.sources.note(info.loc, "first used here")])
+                loc,
+                [self.sources.note(info.loc, "first used here")],
+            )
 
     def _label(self, s: ast.Str, scope: Scope, env: ModuleEnv) -> str:
         label = self._e_Str(s, scope, env)
@@ -945,7 +1018,9 @@ class Elaborator:
         if self.alloc > self.limits.max_alloc:
             raise self.error(
                 f"elaboration built over {self.limits.max_alloc} list items and string "
-                "characters; the space is too large to build", loc)
+                "characters; the space is too large to build",
+                loc,
+            )
 
     def _tensor(self, v: Any, loc: SourceLoc, what: str) -> Tensor:
         if not isinstance(v, Tensor):

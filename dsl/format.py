@@ -11,8 +11,21 @@ from typing import Any
 from nasc.dsl import ast
 
 _PREC = {
-    "cond": 1, "or": 2, "and": 3, "not": 4, "compare": 5, "..": 6,
-    "+": 7, "-": 7, "*": 8, "/": 8, "//": 8, "%": 8, "neg": 9, "postfix": 10, "atom": 11,
+    "cond": 1,
+    "or": 2,
+    "and": 3,
+    "not": 4,
+    "compare": 5,
+    "..": 6,
+    "+": 7,
+    "-": 7,
+    "*": 8,
+    "/": 8,
+    "//": 8,
+    "%": 8,
+    "neg": 9,
+    "postfix": 10,
+    "atom": 11,
 }
 _COMPARE = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"}
 
@@ -243,8 +256,7 @@ def format_module(
     prev: ast.Stmt | None = None
     for item in module.items:
         if prev is not None and (
-            _body_of(item) is not None or _body_of(prev) is not None
-            or type(item) is not type(prev)
+            _body_of(item) is not None or _body_of(prev) is not None or type(item) is not type(prev)
         ):
             p.lines.append("")
         defaults = (space_defaults or {}).get(getattr(item, "name", ""))

@@ -11,16 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
-from nasc import stdlib
 from nasc.dsl import ast
 from nasc.dsl.diagnostics import NasError, Sources, did_you_mean
 from nasc.dsl.parser import decode, parse_module
 from nasc.dsl.values import BlockValue, ModuleValue, OpValue
 
+from nasc import stdlib
+
 MAX_IMPORT_DEPTH = 32
-ANNOTATIONS = ("int", "float", "bool", "str", "tensor", "image", "vector", "tokens", "op", "list",
-               "any")
+ANNOTATIONS = (
+    "int",
+    "float",
+    "bool",
+    "str",
+    "tensor",
+    "image",
+    "vector",
+    "tokens",
+    "op",
+    "list",
+    "any",
+)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -36,7 +47,8 @@ class ModuleEnv:
 
     def spaces(self) -> list[str]:
         return [
-            k for k, v in self.defs.items()
+            k
+            for k, v in self.defs.items()
             if isinstance(v, BlockValue) and isinstance(v.decl, ast.SpaceDef)
         ]
 

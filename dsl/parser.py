@@ -13,7 +13,6 @@ from typing import Any
 
 import lark
 from lark import Token, Transformer_NonRecursive, v_args
-
 from nasc.dsl import ast
 from nasc.dsl.diagnostics import NasError, Sources
 from nasc.ir.location import SourceLoc
@@ -129,8 +128,9 @@ def _transform(t: _ToAst, tree: lark.Tree) -> Any:
 def decode(text: str | bytes, file: str) -> str:
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
-            raise NasError(f"file is {len(text)} bytes; the limit is {MAX_FILE_BYTES}",
-                           _loc(file, 1, 1))
+            raise NasError(
+                f"file is {len(text)} bytes; the limit is {MAX_FILE_BYTES}", _loc(file, 1, 1)
+            )
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -139,8 +139,9 @@ def decode(text: str | bytes, file: str) -> str:
             loc = SourceLoc(file=file, line=line, col=col)
             raise NasError(f"not valid UTF-8 (byte 0x{text[e.start]:02x})", loc) from None
     if len(text) > MAX_FILE_BYTES:
-        raise NasError(f"file is {len(text)} characters; the limit is {MAX_FILE_BYTES}",
-                       _loc(file, 1, 1))
+        raise NasError(
+            f"file is {len(text)} characters; the limit is {MAX_FILE_BYTES}", _loc(file, 1, 1)
+        )
     bad = next((i for i, ch in enumerate(text) if ch == "\x00"), None)
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
@@ -189,9 +190,7 @@ def _check_brackets(text: str, file: str, sources: Sources) -> None:
             depth += 1
             if depth > MAX_BRACKET_DEPTH:
                 loc = _loc(file, line, col)
-                raise sources.error(
-                    f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels", loc
-                )
+                raise sources.error(f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels", loc)
         elif ch in ")]}":
             depth = max(0, depth - 1)
         prev = "" if prev == "\\" else ch
@@ -253,7 +252,8 @@ def _generic_message(e: lark.exceptions.UnexpectedInput) -> str:
         return f"unexpected character {ch!r}"
     if isinstance(e, lark.exceptions.UnexpectedToken):
         if set(e.expected) == {"AT"}:
-            return f"a choice needs a label: '@\"name\"' after its candidates (found {_describe(e.token)})"
+            found = _describe(e.token)
+            return f"a choice needs a label: '@\"name\"' after its candidates (found {found})"
         expected = sorted(_pretty_terminal(t) for t in e.expected)[:8]
         tail = f"; expected {', '.join(expected)}" if expected else ""
         return f"unexpected {_describe(e.token)}{tail}"
@@ -329,14 +329,19 @@ class _ToAst(Transformer_NonRecursive):
         is_path = target.type == "STRING"
         module = _unescape(str(target)[1:-1]) if is_path else str(target)
         return ast.Import(
-            loc=self._loc(meta), module=module, is_path=is_path,
+            loc=self._loc(meta),
+            module=module,
+            is_path=is_path,
             alias=str(alias) if alias is not None else None,
         )
 
     def op_decl(self, meta, ch):
         name, params, out, *reqs = ch
         return ast.OpDecl(
-            loc=self._loc(meta), name=str(name), params=params or (), out=out,
+            loc=self._loc(meta),
+            name=str(name),
+            params=params or (),
+            out=out,
             requires=tuple(reqs),
         )
 
@@ -408,7 +413,8 @@ class _ToAst(Transformer_NonRecursive):
         orelse = rest.pop() if rest and (rest[-1] is None or rest[-1][0] == "else") else None
         branches = ((test, body),) + tuple(b for b in rest)
         return ast.If(
-            loc=self._loc(meta), branches=branches,
+            loc=self._loc(meta),
+            branches=branches,
             orelse=orelse[1] if orelse is not None else None,
         )
 
@@ -433,8 +439,11 @@ class _ToAst(Transformer_NonRecursive):
     def repeat_stmt(self, meta, ch):
         depths, label, var, body = ch
         return ast.Repeat(
-            loc=self._loc(meta), depths=depths, label=label,
-            var=str(var) if var is not None else None, body=body,
+            loc=self._loc(meta),
+            depths=depths,
+            label=label,
+            var=str(var) if var is not None else None,
+            body=body,
         )
 
     def assert_stmt(self, meta, ch):
@@ -497,7 +506,7 @@ class _ToAst(Transformer_NonRecursive):
         pos = tuple(a for a in ch if not (isinstance(a, tuple) and a and a[0] == "kw"))
         kws = tuple((a[1], a[2]) for a in ch if isinstance(a, tuple) and a and a[0] == "kw")
         seen = set()
-        for i, a in enumerate(ch):
+        for a in ch:
             is_kw = isinstance(a, tuple) and a and a[0] == "kw"
             if is_kw:
                 if a[1] in seen:
@@ -546,9 +555,7 @@ class _ToAst(Transformer_NonRecursive):
 
     def comprehension(self, meta, ch):
         elt, targets, it, cond = ch
-        return ast.Comprehension(
-            loc=self._loc(meta), elt=elt, targets=targets, iter=it, cond=cond
-        )
+        return ast.Comprehension(loc=self._loc(meta), elt=elt, targets=targets, iter=it, cond=cond)
 
     def choice_set(self, meta, ch):
         return ch[0]
@@ -569,7 +576,11 @@ class _ToAst(Transformer_NonRecursive):
         cands, label, args = ch
         pos, kws = args or ((), ())
         return ast.ChooseOp(
-            loc=self._loc(meta), candidates=cands, label=label, args=pos, kwargs=kws,
+            loc=self._loc(meta),
+            candidates=cands,
+            label=label,
+            args=pos,
+            kwargs=kws,
             optional=optional,
         )
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-
 from nasc.dsl import ast
 from nasc.ir.location import SourceLoc
 from nasc.ir.printer import format_value

@@ -24,6 +24,7 @@ single input is summed with the generating polynomial ``prod_j (b_j + a_j z)`` o
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import random
@@ -32,7 +33,6 @@ from typing import Any
 
 import attrs
 import networkx as nx
-
 from nasc.ir.graph import Graph
 from nasc.ir.guards import Atom, Guard
 from nasc.ir.nodes import InputChoice, choice_kind
@@ -96,9 +96,7 @@ class LabelSpec:
         for o in self.options:
             if o == decision and isinstance(o, bool) == isinstance(decision, bool):
                 return o
-        raise DecisionError(
-            f"{self.label!r}: {decision!r} is not one of {list(self.options)}"
-        )
+        raise DecisionError(f"{self.label!r}: {decision!r} is not one of {list(self.options)}")
 
     def draw(self, rng: random.Random) -> Any:
         if self.kind == "input":
@@ -115,8 +113,12 @@ def label_specs(g: Graph) -> dict[str, LabelSpec]:
         if spec is None:
             k = (rec.k_min, rec.k_max) if isinstance(rec, InputChoice) else (1, 1)
             out[rec.label] = LabelSpec(
-                label=rec.label, kind=choice_kind(rec), options=tuple(rec.options),
-                guard=rec.guard, k_min=k[0], k_max=k[1],
+                label=rec.label,
+                kind=choice_kind(rec),
+                options=tuple(rec.options),
+                guard=rec.guard,
+                k_min=k[0],
+                k_max=k[1],
             )
         else:
             out[rec.label] = attrs.evolve(spec, guard=spec.guard | rec.guard)
@@ -162,9 +164,9 @@ def canonical(specs: Mapping[str, LabelSpec], decisions: Mapping[str, Any]) -> d
     """
     unknown = sorted(set(decisions) - set(specs))
     if unknown:
-        from nasc.dsl.diagnostics import did_you_mean
-
-        raise DecisionError(f"no label {unknown[0]!r} in this space{did_you_mean(unknown[0], specs)}")
+        close = difflib.get_close_matches(unknown[0], sorted(specs), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DecisionError(f"no label {unknown[0]!r} in this space{hint}")
     known: dict[str, Any] = {}
     for lab in order(specs):
         if not specs[lab].guard.holds(known):
@@ -235,10 +237,12 @@ class _Counter:
         """Sum over picks S of prod_j (j in S ? a_j : b_j), when nested labels split by input."""
         groups: dict[int | None, dict[str, Guard]] = {}
         for comp in _components(rest, ignore=spec.label):
-            idx = {a.value for lab in comp for t in rest[lab].terms for a in t
-                   if a.label == spec.label}
-            tests = {a.test for lab in comp for t in rest[lab].terms for a in t
-                     if a.label == spec.label}
+            idx = {
+                a.value for lab in comp for t in rest[lab].terms for a in t if a.label == spec.label
+            }
+            tests = {
+                a.test for lab in comp for t in rest[lab].terms for a in t if a.label == spec.label
+            }
             if len(idx) > 1 or tests - {"has"}:
                 return None
             key = next(iter(idx)) if idx else None

@@ -25,9 +25,12 @@ def _q(s: str) -> str:
 
 
 def to_dot(g: Graph, title: str = "space") -> str:
-    lines = [f"digraph {_q(title)} {{", "  rankdir=TB;",
-             '  node [fontname="Helvetica", fontsize=10, shape=box, style=rounded];',
-             '  edge [fontname="Helvetica", fontsize=8];']
+    lines = [
+        f"digraph {_q(title)} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=10, shape=box, style=rounded];',
+        '  edge [fontname="Helvetica", fontsize=8];',
+    ]
     for rec in g:
         ty = f"\\n{rec.type}" if rec.type is not None else ""
         attrs = []
@@ -40,8 +43,12 @@ def to_dot(g: Graph, title: str = "space") -> str:
         elif isinstance(rec, Align):
             text, attrs = "align", ["shape=hexagon"]
         elif isinstance(rec, OpChoice | RepeatChoice | InputChoice | ValueChoice):
-            kind = {OpChoice: "op", RepeatChoice: "repeat", InputChoice: "input",
-                    ValueChoice: "value"}[type(rec)]
+            kind = {
+                OpChoice: "op",
+                RepeatChoice: "repeat",
+                InputChoice: "input",
+                ValueChoice: "value",
+            }[type(rec)]
             extra = ""
             if isinstance(rec, InputChoice):
                 k = rec.k_min if rec.k_min == rec.k_max else f"{rec.k_min}..{rec.k_max}"
@@ -51,8 +58,11 @@ def to_dot(g: Graph, title: str = "space") -> str:
         else:  # pragma: no cover
             text = type(rec).__name__
         if not rec.guard.is_true:
-            attrs.append('style="rounded,dashed"' if "shape=diamond" not in attrs
-                         else 'style="filled,dashed"')
+            attrs.append(
+                'style="rounded,dashed"'
+                if "shape=diamond" not in attrs
+                else 'style="filled,dashed"'
+            )
         attrs.insert(0, f"label={_q(text + ty)}")
         lines.append(f"  n{rec.id} [{', '.join(attrs)}];")
     for rec in g:

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import attrs
 import networkx as nx
-
 from nasc.ir.nodes import CHOICE_KINDS, Node
 
 N = TypeVar("N", bound=Node)

@@ -85,8 +85,7 @@ class Guard:
     def holds(self, decisions: Mapping[str, Any]) -> bool:
         """Evaluate with every mentioned label decided (a missing label is an inactive one)."""
         return any(
-            all(a.label in decisions and a.holds(decisions[a.label]) for a in t)
-            for t in self.terms
+            all(a.label in decisions and a.holds(decisions[a.label]) for a in t) for t in self.terms
         )
 
     def substitute(self, label: str, decision: Any) -> Guard:

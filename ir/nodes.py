@@ -15,7 +15,6 @@ import enum
 from typing import Any, ClassVar, Literal
 
 import attrs
-
 from nasc.ir.guards import Guard
 from nasc.ir.location import SourceLoc
 from nasc.ir.types import TensorType

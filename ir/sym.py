@@ -138,7 +138,7 @@ def labels_of(value: Any) -> frozenset[str]:
 def assignments(
     labels: frozenset[str], domains: Mapping[str, tuple[Any, ...]], limit: int
 ) -> Iterator[dict[str, Any]] | None:
-    """Every assignment of ``labels`` over ``domains``, or ``None`` when there are over ``limit``."""
+    """Every assignment of ``labels`` over ``domains``; ``None`` when there are over ``limit``."""
     ordered = sorted(labels)
     total = 1
     for lab in ordered:

@@ -13,7 +13,6 @@ import enum
 from typing import Any
 
 import attrs
-
 from nasc.ir.sym import Sym
 
 

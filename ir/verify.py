@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
-
 from nasc.ir.graph import Graph
 from nasc.ir.guards import Atom, Guard
 from nasc.ir.nodes import (
@@ -152,8 +151,7 @@ def _atom_implied(term: frozenset[Atom], atom: Atom) -> bool:
         return True
     if atom.test == "ge":
         return any(
-            a.label == atom.label and a.test in ("eq", "ge") and a.value >= atom.value
-            for a in term
+            a.label == atom.label and a.test in ("eq", "ge") and a.value >= atom.value for a in term
         )
     return False
 

@@ -54,8 +54,8 @@ class Architecture(Mapping[str, Any]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Architecture):
-            return self._d == other._d and self.space == other.space and (
-                self.params == other.params
+            return (
+                self._d == other._d and self.space == other.space and (self.params == other.params)
             )
         if isinstance(other, Mapping):
             return self._d == {k: _canon(v) for k, v in other.items()}
@@ -89,11 +89,15 @@ class Architecture(Mapping[str, Any]):
         if not path.suffix and not path.exists():
             res = resources.files("nasc.stdlib") / "architectures" / f"{name_or_path}.json"
             if not res.is_file():
-                known = sorted(
-                    Path(str(p)).stem
-                    for p in (resources.files("nasc.stdlib") / "architectures").iterdir()
-                    if p.name.endswith(".json")
-                ) if (resources.files("nasc.stdlib") / "architectures").is_dir() else []
+                known = (
+                    sorted(
+                        Path(str(p)).stem
+                        for p in (resources.files("nasc.stdlib") / "architectures").iterdir()
+                        if p.name.endswith(".json")
+                    )
+                    if (resources.files("nasc.stdlib") / "architectures").is_dir()
+                    else []
+                )
                 raise FileNotFoundError(
                     f"no stdlib architecture {name_or_path!r}; known: {', '.join(known) or '-'}"
                 )

@@ -30,11 +30,11 @@ def _target(arg: str) -> tuple[str | Path, bool]:
 
 def _define(text: str) -> tuple[str, Any]:
     """``-D name=value``: the value is a .nas literal (int, float, bool, string, list)."""
-    from nasc.dsl.elaborate import Elaborator, Scope
+    from nasc.dsl import ast
     from nasc.dsl.diagnostics import Sources
+    from nasc.dsl.elaborate import Elaborator, Scope
     from nasc.dsl.modules import ModuleEnv
     from nasc.dsl.parser import parse_expr
-    from nasc.dsl import ast
 
     if "=" not in text:
         raise NasError(f"-D expects name=value, got {text!r}")
@@ -60,16 +60,23 @@ def _load(args: argparse.Namespace):
     target, is_file = _target(args.space)
     extra = {"space": args.entry} if getattr(args, "entry", None) else {}
     if is_file:
-        return nasc.load(str(target) if str(target).endswith(".nas") or "/" in str(target)
-                         else "./" + str(target), **extra, **params)
+        return nasc.load(
+            str(target)
+            if str(target).endswith(".nas") or "/" in str(target)
+            else "./" + str(target),
+            **extra,
+            **params,
+        )
     return nasc.load(str(target), **extra, **params)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     space = _load(args)
     n = space.count()
-    print(f"ok: space {space.name!r}: {len(space.graph)} nodes, {len(space.specs)} labels, "
-          f"{n:,} architectures")
+    print(
+        f"ok: space {space.name!r}: {len(space.graph)} nodes, {len(space.specs)} labels, "
+        f"{n:,} architectures"
+    )
     return 0
 
 
@@ -88,12 +95,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.ir:
         console.out(str(space))
     g = space.graph
-    console.print(f"[bold]space {escape(space.name)}[/bold]"
-                  + escape(f"({', '.join(f'{k}={v!r}' for k, v in space.params.items())})"))
+    console.print(
+        f"[bold]space {escape(space.name)}[/bold]"
+        + escape(f"({', '.join(f'{k}={v!r}' for k, v in space.params.items())})")
+    )
     kinds = collections.Counter(type(r).__name__ for r in g)
     ops = collections.Counter(r.op for r in g if hasattr(r, "op") and isinstance(r.op, str))
-    console.print("nodes: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-                  + f" ({len(g)} in all)")
+    console.print(
+        "nodes: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + f" ({len(g)} in all)"
+    )
     if ops:
         console.print(escape("ops: " + ", ".join(f"{k}×{v}" for k, v in sorted(ops.items()))))
     from nasc.ir.nodes import Input, Output
@@ -112,7 +122,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         for s in shown[:limit]:
             opts = ", ".join(str(o) for o in s.options)
             if s.kind == "input":
-                opts = f"{s.k_min if s.k_min == s.k_max else f'{s.k_min}..{s.k_max}'} of {len(s.options)}"
+                k = s.k_min if s.k_min == s.k_max else f"{s.k_min}..{s.k_max}"
+                opts = f"{k} of {len(s.options)}"
             table.add_row(escape(s.label), s.kind, escape(opts), escape(str(s.guard)))
         console.print(table)
         if limit is not None and len(shown) > limit:
@@ -169,10 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     def space_cmd(name: str, help_: str):
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.add_argument("space", metavar="FILE|NAME", help="a .nas file or a stdlib space name")
-        sp.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                        help="set a space parameter (repeatable), e.g. -D C=16")
-        sp.add_argument("--space", dest="entry", metavar="SPACE",
-                        help="which space of a file with several")
+        sp.add_argument(
+            "-D",
+            dest="define",
+            action="append",
+            metavar="NAME=VALUE",
+            help="set a space parameter (repeatable), e.g. -D C=16",
+        )
+        sp.add_argument(
+            "--space", dest="entry", metavar="SPACE", help="which space of a file with several"
+        )
         return sp
 
     space_cmd("check", "parse, elaborate and verify a space").set_defaults(fn=cmd_check)
@@ -182,8 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ir", action="store_true", help="print the IR, one line per node")
     sp.add_argument("--all", action="store_true", help="list every choice")
     sp.set_defaults(fn=cmd_show)
-    fp = sub.add_parser("fmt", help="format a .nas file canonically",
-                        description="format a .nas file canonically (to stdout by default)")
+    fp = sub.add_parser(
+        "fmt",
+        help="format a .nas file canonically",
+        description="format a .nas file canonically (to stdout by default)",
+    )
     fp.add_argument("file", metavar="FILE")
     fp.add_argument("--write", action="store_true", help="rewrite the file in place")
     fp.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
@@ -209,8 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug in nasc: say so, without a traceback
         if os.environ.get("NASC_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e}\n(this is a bug in nasc; rerun with "
-              "NASC_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {e}\n(this is a bug in nasc; rerun with "
+            "NASC_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -137,9 +137,12 @@ class Space:
         graph = resolve_graph(self.graph, decisions)
         used = {r.op for r in graph.nodes_of(Op)}
         return Space(
-            name=self.name, graph=graph, params=self.params,
+            name=self.name,
+            graph=graph,
+            params=self.params,
             op_decls={k: v for k, v in self.op_decls.items() if k in used},
-            program=None, architecture=self._arch(decisions),
+            program=None,
+            architecture=self._arch(decisions),
         )
 
     # ---- printing ----------------------------------------------------------------------------
@@ -180,8 +183,11 @@ class _Program:
         body = format_module(
             attrs.evolve(
                 self.entry.ast,
-                items=tuple(i for i in self.entry.ast.items
-                            if not (isinstance(i, ast.Import) and not _stdlib_import(i))),
+                items=tuple(
+                    i
+                    for i in self.entry.ast.items
+                    if not (isinstance(i, ast.Import) and not _stdlib_import(i))
+                ),
             ),
             space_defaults={space: dict(params)},
         )
@@ -260,7 +266,9 @@ def _elaborate(el: Elaborator, loader: Loader, env: ModuleEnv, space_name, ops, 
         elif not spaces:
             raise NasError(f"{env.file}: no 'space' definition")
         else:
-            raise NasError(f"{env.file}: several spaces ({', '.join(spaces)}); choose one with space=")
+            raise NasError(
+                f"{env.file}: several spaces ({', '.join(spaces)}); choose one with space="
+            )
     if space_name not in spaces:
         raise NasError(f"{env.file}: no space {space_name!r}{did_you_mean(space_name, spaces)}")
     decl = env.defs[space_name].decl
@@ -284,8 +292,13 @@ def _elaborate(el: Elaborator, loader: Loader, env: ModuleEnv, space_name, ops, 
         op_decls.setdefault(rec.op, _find_op(env, loader, rec.op, ops))
     modules = tuple(loader.loaded.values()) + (env,)
     program = _Program(entry=env, modules=modules, extra_ops=tuple(ops))
-    return Space(name=space_name, graph=el.graph, params=_json_params(values),
-                 op_decls=op_decls, program=program)
+    return Space(
+        name=space_name,
+        graph=el.graph,
+        params=_json_params(values),
+        op_decls=op_decls,
+        program=program,
+    )
 
 
 def _json_params(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,8 +366,9 @@ def resolve_graph(g: Graph, decisions: Mapping[str, Any]) -> Graph:
 def _eval_type(ty, values):
     if ty is None:
         return None
-    return attrs.evolve(ty, channels=evaluate(ty.channels, values),
-                        stride=evaluate(ty.stride, values))
+    return attrs.evolve(
+        ty, channels=evaluate(ty.channels, values), stride=evaluate(ty.stride, values)
+    )
 
 
 def _prune(g: Graph) -> None:
@@ -380,8 +394,7 @@ def _flat_nas(space: Space) -> str:
         if isinstance(rec, Input):
             names[rec.id] = rec.name
             t = rec.type
-            args = (f"{t.channels}" if t.layout.value == "vector"
-                    else f"{t.channels}, {t.stride}")
+            args = f"{t.channels}" if t.layout.value == "vector" else f"{t.channels}, {t.stride}"
             lines.append(f"input {rec.name}: {t.layout.value}({args})")
             continue
         if isinstance(rec, Output):
@@ -391,19 +404,25 @@ def _flat_nas(space: Space) -> str:
         names[rec.id] = v
         if isinstance(rec, Op):
             decl = space.op_decls[rec.op]
-            tensor_params = [p.name for p in decl.params if p.ann is not None and p.ann.name in
-                             ("tensor", "image", "vector", "tokens")]
-            args = [f"{n}={x}" for n, x in zip(tensor_params, ins)] if len(tensor_params) == len(
-                ins) else list(ins)
-            args += [f"{k}={literal(list(x) if isinstance(x, tuple) else x)}"
-                     for k, x in rec.params]
+            tensor_params = [
+                p.name
+                for p in decl.params
+                if p.ann is not None and p.ann.name in ("tensor", "image", "vector", "tokens")
+            ]
+            args = (
+                [f"{n}={x}" for n, x in zip(tensor_params, ins)]
+                if len(tensor_params) == len(ins)
+                else list(ins)
+            )
+            args += [
+                f"{k}={literal(list(x) if isinstance(x, tuple) else x)}" for k, x in rec.params
+            ]
             rhs = f"{rec.op}({', '.join(args)})"
         elif isinstance(rec, Merge):
             rhs = f"{rec.mode}([{', '.join(ins)}])"
         elif isinstance(rec, Align):
             extra = f", policy={literal(rec.policy)}" if rec.policy else ""
-            rhs = (f"align({ins[0]}, channels={rec.type.channels}, stride={rec.type.stride}"
-                   f"{extra})")
+            rhs = f"align({ins[0]}, channels={rec.type.channels}, stride={rec.type.stride}{extra})"
         else:  # pragma: no cover - resolve_graph leaves no choices
             raise NasError(f"cannot print {type(rec).__name__}")
         lines.append(f"let {v} = {rhs}")

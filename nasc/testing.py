@@ -62,32 +62,34 @@ class _Gen:
             a, b = self.draw(st.lists(st.sampled_from(_OPS), min_size=2, max_size=2))
             return [f"{indent}x = {a}(concat([x, {b}(x, C)]), C)"]
         if kind == "value":
-            vals = self.draw(st.lists(st.sampled_from([4, 8, 12, 16]), min_size=1, max_size=3,
-                                      unique=True))
-            return [f"{indent}x = fa(fb(x, choose {{{', '.join(map(str, vals))}}} @\"{lab}\"), C)"]
+            vals = self.draw(
+                st.lists(st.sampled_from([4, 8, 12, 16]), min_size=1, max_size=3, unique=True)
+            )
+            return [f'{indent}x = fa(fb(x, choose {{{", ".join(map(str, vals))}}} @"{lab}"), C)']
         if kind == "choose":
             pool = list(_OPS) + self.blocks
             cands = self.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
-            return [f"{indent}x = choose [{', '.join(cands)}] @\"{lab}\" (x, C)"]
+            return [f'{indent}x = choose [{", ".join(cands)}] @"{lab}" (x, C)']
         if kind == "optional":
             cand = self.draw(st.sampled_from(list(_OPS) + self.blocks))
-            return [f"{indent}x = optional {cand} @\"{lab}\" (x, C)"]
+            return [f'{indent}x = optional {cand} @"{lab}" (x, C)']
         if kind == "call":
             return [f"{indent}x = {self.draw(st.sampled_from(self.blocks))}(x, C)"]
         if kind == "pick":
             n = self.draw(st.integers(1, 3))
             items = ", ".join(["x"] + [f"{op}(x, C)" for op in _OPS[: n - 1]])
             k = self.draw(st.sampled_from(["some"] + [str(i) for i in range(1, n + 1)]))
-            edge = self.draw(st.sampled_from(["fa(h, C)", f"choose [fa, fb] @\"{lab}.e{{h.index}}\" (h, C)"]))
+            nested = f'choose [fa, fb] @"{lab}.e{{h.index}}" (h, C)'
+            edge = self.draw(st.sampled_from(["fa(h, C)", nested]))
             merge = self.draw(st.sampled_from(["sum"] if k == "some" else ["sum", "concat"]))
-            line = f"{indent}x = {merge}([{edge} for h in pick {k} of [{items}] @\"{lab}\"])"
+            line = f'{indent}x = {merge}([{edge} for h in pick {k} of [{items}] @"{lab}"])'
             return [line] + ([f"{indent}x = fa(x, C)"] if merge == "concat" else [])
         # repeat
         lo = self.draw(st.integers(0, 1))
         hi = self.draw(st.integers(lo + 1, lo + 2))
         templated = self.draw(st.booleans())
         body = self.layers(depth + 1, indent + "    ", suffix + (".{j}" if templated else ""))
-        return [f"{indent}repeat {{{lo}..{hi + 1}}} @\"{lab}\" as j {{", *body, f"{indent}}}"]
+        return [f'{indent}repeat {{{lo}..{hi + 1}}} @"{lab}" as j {{', *body, f"{indent}}}"]
 
 
 @st.composite
@@ -100,8 +102,14 @@ def space_sources(draw: Any, max_depth: int = 2, max_blocks: int = 2) -> str:
         lines += [f"block b{b}(x, C: int) {{", *body, "    return x", "}", ""]
         gen.blocks.append(f"b{b}")
     body = gen.layers(0, "    ", "")
-    lines += ["space random_space(C: int = 8) {", "    input x: image(3)", "    x = fa(x, C)",
-              *body, "    output x", "}"]
+    lines += [
+        "space random_space(C: int = 8) {",
+        "    input x: image(3)",
+        "    x = fa(x, C)",
+        *body,
+        "    output x",
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -124,8 +132,9 @@ def architectures(draw: Any, space: Space) -> Architecture:
         if spec.kind == "input":
             n = len(spec.options)
             k = draw(st.integers(spec.k_min, spec.k_max))
-            known[lab] = tuple(sorted(draw(st.lists(st.integers(0, n - 1), min_size=k,
-                                                     max_size=k, unique=True))))
+            known[lab] = tuple(
+                sorted(draw(st.lists(st.integers(0, n - 1), min_size=k, max_size=k, unique=True)))
+            )
         else:
             known[lab] = draw(st.sampled_from(spec.options))
     return Architecture(known, space=space.name, params=space.params)

@@ -9,7 +9,6 @@ the reformatted text changes nothing, and the re-parsed AST is the original up t
 from __future__ import annotations
 
 import functools
-import keyword
 import re
 from importlib.resources import files
 
@@ -19,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
-
-import nasc
 from nasc.dsl import ast
 from nasc.dsl.format import format_module
 from nasc.dsl.parser import parse_module
 from nasc.ir.location import SourceLoc
+
+import nasc
 from nasc.testing import space_sources
 
 pytestmark = pytest.mark.fuzzing

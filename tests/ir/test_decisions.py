@@ -4,11 +4,11 @@ import random
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-import nasc
 from nasc.ir.nodes import CHOICE_KINDS
 from nasc.ir.printer import print_graph
 from nasc.ir.verify import verify
+
+import nasc
 from nasc.testing import architectures, space_sources, spaces
 
 
@@ -53,9 +53,7 @@ def test_resolved_spaces_print_and_parse_back_to_the_same_graph(data):
     space = data.draw(spaces())
     resolved = space.resolve(data.draw(architectures(space)))
     again = nasc.parse(resolved.to_nas(), file="resolved.nas")
-    assert print_graph(again.graph, locations=False) == print_graph(
-        resolved.graph, locations=False
-    )
+    assert print_graph(again.graph, locations=False) == print_graph(resolved.graph, locations=False)
 
 
 @settings(max_examples=60)
@@ -83,7 +81,10 @@ def test_inactive_labels_do_not_change_the_architecture(data):
     space = data.draw(spaces())
     arch = data.draw(architectures(space))
     specs = space.specs
-    extra = {lab: spec.options[0] if spec.kind != "input" else tuple(range(spec.k_min))
-             for lab, spec in specs.items() if lab not in arch}
+    extra = {
+        lab: spec.options[0] if spec.kind != "input" else tuple(range(spec.k_min))
+        for lab, spec in specs.items()
+        if lab not in arch
+    }
     padded = {**arch, **extra}
     assert space.canonical(padded) == space.canonical(arch)

@@ -4,12 +4,12 @@ import itertools
 import math
 
 import pytest
-
-import nasc
-from nasc import stdlib
 from nasc.ir.nodes import InputChoice, OpChoice, RepeatChoice, ValueChoice
 from nasc.ir.printer import print_graph
 from nasc.ir.verify import verify
+
+import nasc
+from nasc import stdlib
 
 
 def test_nas_bench_201_has_15625_architectures():
@@ -22,8 +22,7 @@ def test_nas_bench_201_uses_the_benchmark_op_names_and_edge_labels():
     assert set(choices) == {"1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"}
     for c in choices.values():
         assert c.kind == "op"
-        assert c.options == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                             "avg_pool_3x3")
+        assert c.options == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 def test_nas_bench_201_shares_one_cell_across_all_15_positions():
