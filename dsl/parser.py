@@ -11,6 +11,7 @@ import functools
 from importlib import resources
 from typing import Any
 
+import attrs
 import lark
 from lark import Token, Transformer_NonRecursive, v_args
 from nasc.dsl import ast
@@ -88,15 +89,14 @@ def parse_module(text: str | bytes, file: str = "<string>") -> ast.Module:
     text = decode(text, file)
     sources = Sources()
     sources.add(file, text)
-    _check_brackets(text, file, sources)
-    comments: list[ast.Comment] = []
+    comments = _check_brackets(text, file, sources)
     try:
-        tree = _parse(text, "start", comments)
+        tree = _parser().parse(text, start="start")
     except lark.exceptions.UnexpectedInput as e:
         raise _syntax_error(e, text, file, sources) from None
     module = _transform(_ToAst(file, sources), tree)
     _check_depth(module, sources)
-    return attrs_evolve_module(module, comments)
+    return attrs.evolve(module, comments=tuple(comments))
 
 
 def parse_expr(text: str, file: str = "<expr>", base: SourceLoc | None = None) -> ast.Expr:
@@ -105,7 +105,7 @@ def parse_expr(text: str, file: str = "<expr>", base: SourceLoc | None = None) -
     sources.add(file, text)
     _check_brackets(text, file, sources)
     try:
-        tree = _parse(text, "expr", [])
+        tree = _parser().parse(text, start="expr")
     except lark.exceptions.UnexpectedInput as e:
         err = _syntax_error(e, text, file, sources)
         if base is not None:
@@ -150,32 +150,21 @@ def decode(text: str | bytes, file: str) -> str:
     return text
 
 
-def _parse(text: str, start: str, comments: list[ast.Comment]) -> lark.Tree:
-    def keep(tok: Token) -> Token:
-        comments.append(ast.Comment(line=tok.line, col=tok.column, text=str(tok)))
-        return tok
-
-    parser = _parser()
-    # lexer_callbacks are fixed at construction; collect comments by a second, cheap scan
-    tree = parser.parse(text, start=start)
-    if start == "start":
-        for tok in parser.lex(text, dont_ignore=True):
-            if tok.type == "COMMENT":
-                keep(tok)
-    return tree
-
-
 def _loc(file: str, line: int, col: int, end_line: int | None = None, end_col: int | None = None):
     return SourceLoc(file=file, line=line, col=col, end_line=end_line, end_col=end_col)
 
 
-def _check_brackets(text: str, file: str, sources: Sources) -> None:
-    """Refuse absurd nesting before the parser builds a tree that deep."""
+def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]:
+    """Refuse absurd nesting before the parser builds a tree that deep; collect the comments."""
+    comments: list[ast.Comment] = []
     depth, line, col, in_str, in_comment = 0, 1, 0, False, False
     prev = ""
-    for ch in text:
+    start = 0
+    for i, ch in enumerate(text):
         col += 1
         if ch == "\n":
+            if in_comment:
+                comments[-1] = ast.Comment(line=line, col=comments[-1].col, text=text[start:i])
             line, col, in_str, in_comment = line + 1, 0, False, False
         elif in_comment:
             pass
@@ -183,7 +172,8 @@ def _check_brackets(text: str, file: str, sources: Sources) -> None:
             if ch == '"' and prev != "\\":
                 in_str = False
         elif ch == "#":
-            in_comment = True
+            in_comment, start = True, i
+            comments.append(ast.Comment(line=line, col=col, text=text[i:]))
         elif ch == '"':
             in_str = True
         elif ch in "([{":
@@ -194,6 +184,7 @@ def _check_brackets(text: str, file: str, sources: Sources) -> None:
         elif ch in ")]}":
             depth = max(0, depth - 1)
         prev = "" if prev == "\\" else ch
+    return comments
 
 
 def _check_depth(node: Any, sources: Sources) -> None:
@@ -210,8 +201,6 @@ def _check_depth(node: Any, sources: Sources) -> None:
 
 
 def _children(x: Any) -> list[Any]:
-    import attrs
-
     if not attrs.has(type(x)) or isinstance(x, ast.Comment | SourceLoc):
         return []
     out = []
@@ -274,12 +263,6 @@ def _pretty_terminal(name: str) -> str:
     if pattern.type == "str":
         return repr(pattern.value)
     return name.lower()
-
-
-def attrs_evolve_module(module: ast.Module, comments: list[ast.Comment]) -> ast.Module:
-    import attrs
-
-    return attrs.evolve(module, comments=tuple(comments))
 
 
 # ---- tree to AST ---------------------------------------------------------------------------

@@ -31,10 +31,12 @@ class Graph:
     def __init__(self) -> None:
         self._g = nx.MultiDiGraph()
         self._next = 0
+        self._order: list[int] | None = None
 
     # -- building --------------------------------------------------------------------------
     def add(self, cls: type[N], inputs: Sequence[int] = (), **fields: Any) -> int:
         """Create a node of record class ``cls`` reading ``inputs`` in order; return its id."""
+        self._order = None
         nid = self._next
         self._next += 1
         rec = cls(id=nid, **fields)
@@ -53,6 +55,7 @@ class Graph:
 
     def set_inputs(self, nid: int, inputs: Sequence[int]) -> None:
         """Make ``inputs`` the ordered inputs of ``nid``."""
+        self._order = None
         for u, _, k in list(self._g.in_edges(nid, keys=True)):
             self._g.remove_edge(u, nid, k)
         for slot, src in enumerate(inputs):
@@ -60,17 +63,20 @@ class Graph:
 
     def redirect(self, old: int, new: int) -> None:
         """Make every user of ``old`` read ``new`` instead."""
+        self._order = None
         for _, v, k, data in list(self._g.out_edges(old, keys=True, data=True)):
             self._g.remove_edge(old, v, k)
             self._g.add_edge(new, v, slot=data["slot"])
 
     def remove(self, nid: int) -> None:
+        self._order = None
         self._g.remove_node(nid)
 
     def copy(self) -> Graph:
         g = Graph()
         g._g = self._g.copy()
         g._next = self._next
+        g._order = self._order
         return g
 
     def renumbered(self) -> Graph:
@@ -115,7 +121,10 @@ class Graph:
         return sorted({v for _, v in self._g.out_edges(nid)})
 
     def topo_order(self) -> list[int]:
-        return list(nx.lexicographical_topological_sort(self._g))
+        """Node ids in topological order, ties broken by id (cached until the graph changes)."""
+        if self._order is None:
+            self._order = list(nx.lexicographical_topological_sort(self._g))
+        return list(self._order)
 
     def nodes_of(self, cls: type[N]) -> list[N]:
         return [r for r in self if isinstance(r, cls)]
