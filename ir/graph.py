@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 import networkx as nx
-from nasc.ir.nodes import CHOICE_KINDS, Node
+from nasc.ir.nodes import CHOICE_KINDS, RELAXED_KINDS, Node
 
 N = TypeVar("N", bound=Node)
 
@@ -130,7 +130,12 @@ class Graph:
         return [r for r in self if isinstance(r, cls)]
 
     def choice_nodes(self) -> list[Node]:
+        """Unrelaxed choices (op, input, repeat, value)."""
         return [r for r in self if isinstance(r, CHOICE_KINDS)]
+
+    def relaxed_nodes(self) -> list[Node]:
+        """Relaxed choices (mixtures over candidates or inputs)."""
+        return [r for r in self if isinstance(r, RELAXED_KINDS)]
 
     def __str__(self) -> str:
         from nasc.ir.printer import print_graph

@@ -30,6 +30,8 @@ class NodeKind(enum.Enum):
     INPUT_CHOICE = "input_choice"
     REPEAT_CHOICE = "repeat_choice"
     VALUE_CHOICE = "value_choice"
+    MIXTURE = "mixture"
+    INPUT_MIXTURE = "input_mixture"
 
 
 @attrs.frozen(kw_only=True)
@@ -153,7 +155,66 @@ class ValueChoice(Node):
         return self.values
 
 
+@attrs.frozen(kw_only=True)
+class Mixture(Node):
+    """A relaxed op (or repeat) choice: ``sum_k w_k * o_k`` over its options.
+
+    DARTS eq. 2 / DCNAS eq. 1–2 / DenseNAS eq. 1–2 with ``weighting="softmax"``:
+    ``w = softmax(alpha)``; GDAS/SNAS with ``"gumbel"``: ``w = softmax((alpha + g) / tau)``, and
+    ``hard`` for the straight-through one-hot. ``computed[k]`` is false for zero candidates:
+    their weight stays in the normalisation, their output (zero) is never computed, and they
+    have no input slot. ``sampling`` names how paths are drawn per step (``None``: all run).
+    """
+
+    kind: ClassVar[NodeKind] = NodeKind.MIXTURE
+    arity: ClassVar[int | None] = None
+    label: str
+    options: tuple[Any, ...]
+    computed: tuple[bool, ...]
+    weighting: Literal["softmax", "gumbel"] = "softmax"
+    tau: float = 1.0
+    hard: bool = False
+    sampling: Literal["uniform", "binary_gate", "multinomial"] | None = None
+    paths: int = 1
+    #: ``"op"`` for a relaxed op choice, ``"repeat"`` for a relaxed depth choice.
+    source_kind: Literal["op", "repeat"] = "op"
+
+    @property
+    def live_options(self) -> tuple[Any, ...]:
+        return tuple(o for o, c in zip(self.options, self.computed) if c)
+
+
+@attrs.frozen(kw_only=True)
+class InputMixture(Node):
+    """A relaxed input choice over its ``n`` inputs, merged by ``merge``.
+
+    ``weighting="zero"``: the DARTS form, every input summed, the decision left to the zero
+    candidate of each input's own mixture (top-k derivation). ``"softmax"``: edge weights
+    ``beta`` normalised over this node's inputs (PC-DARTS edge normalisation; DCNAS eq. 3–4),
+    or over the outgoing edges of each source with ``normalize="outgoing"`` (DenseNAS eq. 3–4).
+    ``paths > 0`` samples that many inputs per step without replacement, with probabilities
+    ``softmax(beta / tau)`` (DCNAS eq. 5–6).
+    """
+
+    kind: ClassVar[NodeKind] = NodeKind.INPUT_MIXTURE
+    arity: ClassVar[int | None] = None
+    label: str
+    n: int
+    k_min: int
+    k_max: int
+    merge: Literal["sum", "concat"] = "sum"
+    weighting: Literal["zero", "softmax"] = "zero"
+    normalize: Literal["inputs", "outgoing"] = "inputs"
+    tau: float = 1.0
+    paths: int = 0
+
+    @property
+    def options(self) -> tuple[int, ...]:
+        return tuple(range(self.n))
+
+
 CHOICE_KINDS = (OpChoice, InputChoice, RepeatChoice, ValueChoice)
+RELAXED_KINDS = (Mixture, InputMixture)
 ChoiceNode = OpChoice | InputChoice | RepeatChoice | ValueChoice
 
 
@@ -164,4 +225,5 @@ def choice_kind(node: Node) -> str:
         NodeKind.INPUT_CHOICE: "input",
         NodeKind.VALUE_CHOICE: "value",
         NodeKind.REPEAT_CHOICE: "repeat",
-    }[node.kind]
+        NodeKind.INPUT_MIXTURE: "input",
+    }.get(node.kind) or node.source_kind

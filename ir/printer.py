@@ -14,7 +14,9 @@ from nasc.ir.nodes import (
     Align,
     Input,
     InputChoice,
+    InputMixture,
     Merge,
+    Mixture,
     Node,
     Op,
     OpChoice,
@@ -59,6 +61,23 @@ def format_node(g: Graph, rec: Node, *, locations: bool = True) -> str:
     elif isinstance(rec, RepeatChoice):
         opts = ", ".join(f"{d}=%{i}" for d, i in zip(rec.depths, g.inputs(rec.id)))
         rhs = f"repeat @{rec.label!r} {{{opts}}}"
+    elif isinstance(rec, Mixture):
+        ins = iter(g.inputs(rec.id))
+        opts = ", ".join(
+            f"{o}=%{next(ins)}" if c else f"{o}=zero" for o, c in zip(rec.options, rec.computed)
+        )
+        how = rec.weighting + (
+            f"(tau={rec.tau}{', hard' if rec.hard else ''})" if rec.weighting == "gumbel" else ""
+        )
+        if rec.sampling:
+            how += f", sample {rec.paths} {rec.sampling}"
+        rhs = f"mixture[{how}] @{rec.label!r} {{{opts}}}"
+    elif isinstance(rec, InputMixture):
+        k = rec.k_min if rec.k_min == rec.k_max else f"{rec.k_min}..{rec.k_max}"
+        how = rec.weighting if rec.weighting == "zero" else f"beta over {rec.normalize}"
+        if rec.paths:
+            how += f", sample {rec.paths} (tau={rec.tau})"
+        rhs = f"{rec.merge}(mix {k} of [{args}] @{rec.label!r} [{how}])"
     elif isinstance(rec, ValueChoice):
         rhs = f"choose {{{', '.join(format_value(v) for v in rec.values)}}} @{rec.label!r}"
     else:  # pragma: no cover - every kind is handled above

@@ -9,7 +9,8 @@ Rules:
 3. Types agree on every edge: a ``sum`` merge, op/input/repeat choice has inputs of its own type;
    a ``concat`` merge adds channels of inputs with one layout and stride; an output has its input's
    type. Every node but value choices has a type.
-4. Labels are consistent: every node with one label has the same choice kind and options.
+4. Labels are consistent: every node with one label has the same choice kind and options
+   (relaxed nodes included: a mixture needs one computed option per input, at least one).
 5. Every symbol used in a type or parameter names a value choice of the graph.
 6. Guards mention only labels of the graph, with values among their options.
 7. A node exists only where its inputs exist: its guard implies each input's guard (for a
@@ -26,7 +27,9 @@ from nasc.ir.guards import Atom, Guard
 from nasc.ir.nodes import (
     CHOICE_KINDS,
     InputChoice,
+    InputMixture,
     Merge,
+    Mixture,
     Node,
     Op,
     OpChoice,
@@ -50,7 +53,7 @@ def verify(g: Graph) -> Graph:
         cycle = nx.find_cycle(g.nx)
         raise IRError(f"the graph has a cycle through %{cycle[0][0]}")
     labels: dict[str, Node] = {}
-    for rec in g.choice_nodes():
+    for rec in g.choice_nodes() + g.relaxed_nodes():
         first = labels.setdefault(rec.label, rec)
         if choice_kind(first) != choice_kind(rec) or tuple(first.options) != tuple(rec.options):
             _fail(g, rec, f"label {rec.label!r} is used for two different choices", first)
@@ -73,12 +76,18 @@ def _check_node(g: Graph, rec: Node, labels: dict[str, Node], domains: dict[str,
     types = [g[i].type for i in ins]
     if isinstance(rec, OpChoice) and len(ins) != len(rec.options):
         _fail(g, rec, f"has {len(ins)} inputs for {len(rec.options)} options")
+    if isinstance(rec, Mixture) and (
+        len(rec.computed) != len(rec.options) or len(ins) != sum(rec.computed) or not ins
+    ):
+        _fail(g, rec, f"has {len(ins)} inputs for computed options {rec.computed}")
+    if isinstance(rec, InputMixture) and not (1 <= rec.k_min <= rec.k_max <= rec.n == len(ins)):
+        _fail(g, rec, f"bad input mixture: n={rec.n}, k={rec.k_min}..{rec.k_max}")
     if isinstance(rec, RepeatChoice) and len(ins) != len(rec.depths):
         _fail(g, rec, f"has {len(ins)} inputs for {len(rec.depths)} depths")
     if isinstance(rec, InputChoice) and not (1 <= rec.k_min <= rec.k_max <= rec.n == len(ins)):
         _fail(g, rec, f"bad input choice: n={rec.n}, k={rec.k_min}..{rec.k_max}, {len(ins)} inputs")
-    same_type = isinstance(rec, OpChoice | RepeatChoice | Output) or (
-        isinstance(rec, Merge | InputChoice)
+    same_type = isinstance(rec, OpChoice | RepeatChoice | Output | Mixture) or (
+        isinstance(rec, Merge | InputChoice | InputMixture)
         and (rec.mode if isinstance(rec, Merge) else rec.merge) == "sum"
     )
     if same_type:
@@ -129,8 +138,15 @@ def _symbolic_fields(rec: Node) -> list[Any]:
 def _input_conditions(g: Graph, rec: Node, ins: list[int]) -> list[tuple[int, Guard]]:
     if isinstance(rec, OpChoice):
         conds = [Atom(label=rec.label, test="eq", value=o) for o in rec.options]
-    elif isinstance(rec, InputChoice):
+    elif isinstance(rec, InputChoice | InputMixture):
         conds = [Atom(label=rec.label, test="has", value=j) for j in range(rec.n)]
+    elif isinstance(rec, Mixture):
+        test = "eq"
+        conds = [
+            Atom(label=rec.label, test=test, value=o)
+            for o, c in zip(rec.options, rec.computed)
+            if c
+        ]
     elif isinstance(rec, RepeatChoice):
         conds = [Atom(label=rec.label, test="eq", value=d) for d in rec.depths]
     else:

@@ -1,0 +1,11 @@
+"""IR passes: pure functions ``Graph -> Graph`` and the manager that composes them.
+
+Each pass is registered with what it requires and what it provides, so a pipeline can be
+checked before it runs; with ``verify_each=True`` (as in the tests) the IR verifier runs after
+every pass.
+"""
+
+from nasc.ir.passes.manager import Pass, PassError, PassManager, registered
+from nasc.ir.passes.relax import pick_sources, relax
+
+__all__ = ["Pass", "PassError", "PassManager", "pick_sources", "registered", "relax"]
