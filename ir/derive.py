@@ -46,7 +46,7 @@ def derive(g: Graph, weights: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     specs = _relaxed_specs(g)
     mixtures = {r.label: r for r in g.nodes_of(Mixture)}
     inputs = {r.label: r for r in g.nodes_of(InputMixture)}
-    for lab, spec in specs.items():
+    for lab in specs:
         want = (
             len(mixtures[lab].options)
             if lab in mixtures
@@ -132,7 +132,7 @@ def _outgoing_shares(g: Graph, weights) -> dict[int, list[float]]:
         for j, src in enumerate(pick_sources(g, r.id)):
             edges.setdefault(src, []).append((r.id, j))
     share: dict[int, list[float]] = {r.id: [0.0] * r.n for r in nodes}
-    for src, outs in edges.items():
+    for outs in edges.values():
         p = softmax([weights[g[nid].label][j] for nid, j in outs])
         for (nid, j), pj in zip(outs, p):
             share[nid][j] = pj

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
+from nasc.ir.nodes import Align, InputChoice, Merge, Op, OpChoice, RepeatChoice
 
 import nasc
-from nasc.ir.nodes import Align, InputChoice, Merge, Op, OpChoice, RepeatChoice
 
 PRELUDE = """
 op f(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
