@@ -1,8 +1,8 @@
 """Hypothesis strategies for property-testing spaces and IR transformations.
 
 ``space_sources()`` draws the text of a random, valid ``.nas`` space that uses every choice kind
-(op, input, value, repeat, optional), nests choices inside candidates, repeats and picks, and
-shares labels between block instances. ``spaces()`` elaborates those texts; ``architectures(s)``
+(op, input, value, repeat, optional), nests choices inside candidates, repeats and picks, shares
+labels between block instances, and has mismatched shapes joined by ``align`` nodes. ``spaces()`` elaborates those texts; ``architectures(s)``
 draws an architecture of a given space.
 
 >>> from hypothesis import given
@@ -49,7 +49,7 @@ class _Gen:
         return out
 
     def layer(self, depth: int, indent: str, suffix: str) -> list[str]:
-        kinds = ["op", "choose", "value", "concat"]
+        kinds = ["op", "choose", "value", "concat", "align"]
         if depth < self.max_depth:
             kinds += ["pick", "repeat", "optional"]
         if self.blocks:
@@ -70,6 +70,19 @@ class _Gen:
             pool = list(_OPS) + self.blocks
             cands = self.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
             return [f'{indent}x = choose [{", ".join(cands)}] @"{lab}" (x, C)']
+        if kind == "align":
+            # a mismatch that needs an aligner: a strided branch brought back, or a reduction
+            # (a reduction changes the type, so only at the top level of the space, never
+            # inside a repeat or a candidate block whose alternatives keep the type)
+            policy = self.draw(st.sampled_from(["dcnas", "hrnas", "darts"]))
+            if depth == 0 and (policy == "darts" or self.draw(st.booleans())):
+                return [f'{indent}x = fa(align(x, stride=x.stride * 2, policy="{policy}"), C)']
+            if policy == "darts":
+                policy = "dcnas"
+            return [
+                f"{indent}x = sum([x, align(fb(x, 2 * C, stride=2), channels=C, "
+                f'stride=x.stride, policy="{policy}")])'
+            ]
         if kind == "optional":
             cand = self.draw(st.sampled_from(list(_OPS) + self.blocks))
             return [f'{indent}x = optional {cand} @"{lab}" (x, C)']

@@ -5,7 +5,16 @@ checked before it runs; with ``verify_each=True`` (as in the tests) the IR verif
 every pass.
 """
 
+from nasc.ir.passes.align import insert_alignment
 from nasc.ir.passes.manager import Pass, PassError, PassManager, registered
 from nasc.ir.passes.relax import pick_sources, relax
 
-__all__ = ["Pass", "PassError", "PassManager", "pick_sources", "registered", "relax"]
+__all__ = [
+    "Pass",
+    "PassError",
+    "PassManager",
+    "insert_alignment",
+    "pick_sources",
+    "registered",
+    "relax",
+]

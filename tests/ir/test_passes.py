@@ -1,10 +1,11 @@
 """Properties of the relaxation pass and of derivation, over random spaces and the stdlib."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nasc.ir.derive import derive
-from nasc.ir.nodes import InputChoice, InputMixture, Mixture, OpChoice, ValueChoice
-from nasc.ir.passes import PassManager, registered, relax
+from nasc.ir.nodes import Align, InputChoice, InputMixture, Mixture, Op, OpChoice, ValueChoice
+from nasc.ir.passes import PassError, PassManager, insert_alignment, registered, relax
 from nasc.ir.passes.relax import ZERO
 from nasc.ir.verify import verify
 
@@ -84,3 +85,47 @@ def test_nas_bench_201_existing_none_is_not_computed():
     m = relaxed.nodes_of(Mixture)[0]
     assert m.options[0] == "none" and m.computed[0] is False
     assert len(relaxed.inputs(m.id)) == 4
+
+
+@settings(max_examples=100)
+@given(spaces())
+def test_alignment_is_idempotent_and_leaves_every_edge_type_correct(space):
+    once = insert_alignment(space.graph)
+    verify(once)
+    assert not once.nodes_of(Align)
+    assert str(insert_alignment(once)) == str(once)
+
+
+def test_alignment_says_where_no_aligner_reaches_the_type():
+    space = nasc.parse(
+        "import nn\nspace s() {\n    input x: image(3)\n    let y = conv2d(x, 8, stride=2)\n"
+        '    output sum([x, align(y, channels=3, stride=1, policy="darts")])\n}\n',
+        file="up.nas",
+    )
+    with pytest.raises(PassError, match=r"up.nas:5:20: policy 'darts' cannot align"):
+        insert_alignment(space.graph)
+
+
+def test_dcnas_alignment_layer_shapes():
+    space = nasc.parse(
+        "import nn\nspace s() {\n    input x: image(3)\n    let a = conv2d(x, 8, stride=4)\n"
+        "    let b = conv2d(a, 16, stride=4)\n"
+        "    output sum([align(a, channels=16, stride=16), b, align(align(b, channels=8, "
+        "stride=4), channels=16, stride=16)])\n}\n",
+        file="dc.nas",
+    )
+    g = insert_alignment(space.graph)
+    ops = [
+        (r.op, r.param("stride") if r.op == "conv_bn_act" else r.param("factor"))
+        for r in g.nodes_of(Op)
+        if r.op in ("conv_bn_act", "upsample")
+    ]
+    # down 4x: two strided 3x3 convs; up 4x: bilinear upsample then a 1x1 conv; down again
+    assert ops == [
+        ("conv_bn_act", 2),
+        ("conv_bn_act", 2),
+        ("upsample", 4),
+        ("conv_bn_act", 1),
+        ("conv_bn_act", 2),
+        ("conv_bn_act", 2),
+    ]
