@@ -2,8 +2,8 @@
 
 ``space_sources()`` draws the text of a random, valid ``.nas`` space that uses every choice kind
 (op, input, value, repeat, optional), nests choices inside candidates, repeats and picks, shares
-labels between block instances, and has mismatched shapes joined by ``align`` nodes. ``spaces()`` elaborates those texts; ``architectures(s)``
-draws an architecture of a given space.
+labels between block instances, and has mismatched shapes joined by ``align`` nodes.
+``spaces()`` elaborates those texts; ``architectures(s)`` draws an architecture of a space.
 
 >>> from hypothesis import given
 >>> @given(spaces())
