@@ -7,14 +7,21 @@ every pass.
 
 from nasc.ir.passes.align import insert_alignment
 from nasc.ir.passes.manager import Pass, PassError, PassManager, registered
+from nasc.ir.passes.prune import prune_collapsed
 from nasc.ir.passes.relax import pick_sources, relax
+from nasc.ir.passes.sample import draw, partial_channels, rebalance, sample
 
 __all__ = [
     "Pass",
     "PassError",
     "PassManager",
+    "draw",
     "insert_alignment",
+    "partial_channels",
     "pick_sources",
+    "prune_collapsed",
+    "rebalance",
     "registered",
     "relax",
+    "sample",
 ]

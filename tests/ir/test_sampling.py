@@ -6,7 +6,7 @@ import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nasc.ir.nodes import InputMixture, Mixture, Op
+from nasc.ir.nodes import InputMixture, Mixture, Op, ValueChoice
 from nasc.ir.passes import relax
 from nasc.ir.passes.sample import draw, partial_channels, rebalance, sample
 from nasc.ir.verify import verify
@@ -19,7 +19,7 @@ floats = st.floats(-5, 5, allow_nan=False)
 
 def _weights(g, data=None):
     out = {}
-    for r in g.relaxed_nodes():
+    for r in g.relaxed_nodes() + g.nodes_of(ValueChoice):
         n = len(r.options)
         out[r.label] = data.draw(st.lists(floats, min_size=n, max_size=n)) if data else [0.0] * n
     return out
@@ -110,3 +110,19 @@ def test_partial_channels_on_darts_slices_a_quarter_and_merges_back():
         assert merge.op == "partial_merge" and merge.type.channels == 4 * m.type.channels
     reduce_merges = [r for r in merges if r.param("stride") == 2]
     assert len(reduce_merges) == 2 * 4 * 2  # 2 reduction cells, 4 nodes, 2 strided edges each
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_pruning_collapsed_candidates_keeps_a_valid_graph_and_the_argmax(data):
+    from nasc.ir.derive import derive
+    from nasc.ir.passes import prune_collapsed
+
+    space = data.draw(spaces())
+    g = relax(space.graph, edge_weights="inputs")
+    w = _weights(g, data)
+    pruned = prune_collapsed(g, weights=w, eps=0.2)
+    verify(pruned)
+    assert derive(pruned, w) == derive(g, w)
+    for r in pruned.nodes_of(Mixture):
+        assert any(r.computed)
