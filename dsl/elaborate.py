@@ -29,6 +29,7 @@ from nasc.dsl.values import (
     show,
     type_name,
 )
+from nasc.ir.dead import remove_dead
 from nasc.ir.graph import Graph
 from nasc.ir.guards import Atom, Guard
 from nasc.ir.location import SourceLoc
@@ -170,40 +171,8 @@ class Elaborator:
                     "concat([... for h in pick ...])",
                     p.loc,
                 )
-        self._prune_dead()
+        remove_dead(self.graph)
         return values
-
-    def _prune_dead(self) -> None:
-        g = self.graph
-        live: set[int] = set()
-        stack = [r.id for r in g.nodes_of(Output)]
-        while stack:
-            n = stack.pop()
-            if n in live:
-                continue
-            live.add(n)
-            stack.extend(g.inputs(n))
-        used_syms: set[str] = set()
-        for n in live:
-            rec = g[n]
-            if rec.type is not None:
-                used_syms |= _sym_labels(rec.type.channels) | _sym_labels(rec.type.stride)
-            if isinstance(rec, Op):
-                for _, v in rec.params:
-                    used_syms |= _sym_labels(v)
-        for rec in list(g):
-            if rec.id in live:
-                continue
-            if isinstance(rec, ValueChoice) and rec.label in used_syms:
-                continue
-            g.remove(rec.id)
-        # a guard may mention a label whose choice node was dead; nothing live then depends on
-        # it, so the label is not part of the space
-        present = {r.label for r in g.choice_nodes()}
-        for rec in list(g):
-            if rec.guard.labels() - present:
-                terms = [t for t in rec.guard.terms if not {a.label for a in t} - present]
-                g.update(rec.id, guard=Guard.of_terms(terms))
 
     # ---- statements ----------------------------------------------------------------------------
     def exec_body(self, body: Sequence[ast.Stmt], scope: Scope, env: ModuleEnv) -> None:

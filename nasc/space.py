@@ -28,6 +28,7 @@ from nasc.dsl.modules import Loader, ModuleEnv
 from nasc.dsl.parser import parse_module
 from nasc.dsl.values import OpValue
 from nasc.ir import decisions as dec
+from nasc.ir.dead import remove_dead
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
     Align,
@@ -359,7 +360,7 @@ def resolve_graph(g: Graph, decisions: Mapping[str, Any]) -> Graph:
         if isinstance(rec, Op):
             fields["params"] = tuple((k, evaluate(v, values)) for k, v in rec.params)
         alias[rec.id] = out.add(type(rec), [alias[i] for i in ins], **fields)
-    _prune(out)
+    remove_dead(out)
     return out.renumbered()
 
 
@@ -369,19 +370,6 @@ def _eval_type(ty, values):
     return attrs.evolve(
         ty, channels=evaluate(ty.channels, values), stride=evaluate(ty.stride, values)
     )
-
-
-def _prune(g: Graph) -> None:
-    live: set[int] = set()
-    stack = [r.id for r in g.nodes_of(Output)]
-    while stack:
-        n = stack.pop()
-        if n not in live:
-            live.add(n)
-            stack.extend(g.inputs(n))
-    for rec in list(g):
-        if rec.id not in live:
-            g.remove(rec.id)
 
 
 def _flat_nas(space: Space) -> str:

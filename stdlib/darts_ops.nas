@@ -12,12 +12,23 @@ op max_pool_3x3(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride
     require x.channels == C, "pooling keeps the channel count"
 op avg_pool_3x3(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
     require x.channels == C, "pooling keeps the channel count"
-op sep_conv_3x3(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
-op sep_conv_5x5(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
-op sep_conv_7x7(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
-op dil_conv_3x3(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
-op dil_conv_5x5(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
 op conv_7x1_1x7(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
+
+# The convolutional candidates all open with a ReLU of their input; written as blocks, that
+# ReLU is one IR node per candidate, which common-subexpression elimination computes once.
+# sep_conv: depthwise k×k (stride) -> 1×1 -> BN -> ReLU -> depthwise k×k -> 1×1 -> BN
+# dil_conv: depthwise k×k with dilation 2 (stride) -> 1×1 -> BN
+op sep_conv(x: image, C: int, k: int, stride: int = 1) -> image(C, x.stride * stride)
+    require k % 2 == 1, "kernel size must be odd"
+op dil_conv(x: image, C: int, k: int, stride: int = 1, dilation: int = 2)
+    -> image(C, x.stride * stride)
+    require k % 2 == 1, "kernel size must be odd"
+
+block sep_conv_3x3(x, C: int, stride: int = 1) { return sep_conv(relu(x), C, k=3, stride=stride) }
+block sep_conv_5x5(x, C: int, stride: int = 1) { return sep_conv(relu(x), C, k=5, stride=stride) }
+block sep_conv_7x7(x, C: int, stride: int = 1) { return sep_conv(relu(x), C, k=7, stride=stride) }
+block dil_conv_3x3(x, C: int, stride: int = 1) { return dil_conv(relu(x), C, k=3, stride=stride) }
+block dil_conv_5x5(x, C: int, stride: int = 1) { return dil_conv(relu(x), C, k=5, stride=stride) }
 
 # ReLU -> conv k×k -> BN, and the stride-2 FactorizedReduce used to align cell inputs.
 op relu_conv_bn(x: image, C: int, k: int = 1, stride: int = 1, padding: int = 0)

@@ -4,8 +4,11 @@
 
 import darts_ops
 
-op nor_conv_1x1(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
-op nor_conv_3x3(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
+# ReLU -> conv k×k (no bias) -> BN; the ReLU is shared between the two conv candidates (CSE).
+op conv_bn(x: image, C: int, k: int = 1, stride: int = 1, padding: int = (k - 1) // 2)
+    -> image(C, x.stride * stride)
+block nor_conv_1x1(x, C: int, stride: int = 1) { return conv_bn(relu(x), C, k=1, stride=stride) }
+block nor_conv_3x3(x, C: int, stride: int = 1) { return conv_bn(relu(x), C, k=3, stride=stride) }
 
 # Edge labels read "j<-i": the op from node i into node j, as in the benchmark's arch strings.
 let NB201_OPS = [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from nasc.ir.dead import remove_dead
 from nasc.ir.graph import Graph
-from nasc.ir.nodes import Mixture, Output
+from nasc.ir.nodes import Mixture
 from nasc.ir.passes.manager import Pass, PassError, register
 
 
@@ -38,21 +39,8 @@ def prune_collapsed(
         keep = [i for c, new in zip(rec.computed, computed) if c for i in [next(ins)] if new]
         out.update(rec.id, computed=computed)
         out.set_inputs(rec.id, keep)
-    _drop_dead(out)
+    remove_dead(out)
     return out.renumbered()
-
-
-def _drop_dead(g: Graph) -> None:
-    live: set[int] = set()
-    stack = [r.id for r in g.nodes_of(Output)]
-    while stack:
-        n = stack.pop()
-        if n not in live:
-            live.add(n)
-            stack.extend(g.inputs(n))
-    for rec in list(g):
-        if rec.id not in live and type(rec).__name__ != "ValueChoice":
-            g.remove(rec.id)
 
 
 register(Pass(name="prune_collapsed", fn=prune_collapsed, requires=frozenset({"relaxed"})))

@@ -137,72 +137,80 @@ def rebalance(old: Sequence[float], new: Sequence[float], sampled: Sequence[int]
 def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool = False) -> Graph:
     """Run only ``C/k`` channels through each mixture's candidates (PC-DARTS; DCNAS eq. 7).
 
-    Each mixture whose computed candidates are single ops reading one tensor ``x`` of ``C``
-    channels becomes ``partial_merge(mixture(candidates(channel_slice(x))), x)``: the candidates
-    see channels ``[0, C/k)`` and produce ``C/k`` channels, the other channels bypass them
-    (2x2 max-pooled when the mixture halves the resolution), and ``partial_merge``
-    concatenates and, with ``shuffle``, channel-shuffles in ``k`` groups (output channel
-    ``j*k+i`` comes from concatenated channel ``i*(C/k)+j``). ``fixed`` records the DCNAS
-    variant (the same channels every step).
+    A mixture whose candidates all read one tensor ``x`` becomes
+    ``partial_merge(mixture(candidates(channel_slice(x))), x)``: the candidates see channels
+    ``[0, C/k)`` and every node inside them works on ``1/k`` of its channels (a ``C`` parameter
+    is divided by ``k``), the other channels bypass the mixture (2x2 max-pooled when it halves
+    the resolution), and ``partial_merge`` concatenates and, with ``shuffle``, channel-shuffles
+    in ``k`` groups (output channel ``j*k+i`` comes from concatenated channel ``i*(C/k)+j``).
+    ``fixed`` records the DCNAS variant (the same channels every step, no edge normalisation).
+    Mixtures whose candidates read different tensors are left as they are.
     """
     if k < 1:
         raise PassError("partial_channels: k must be at least 1")
     out = g.copy()
     for rec in g.nodes_of(Mixture):
-        cands = g.inputs(rec.id)
-        srcs = {tuple(g.inputs(c)) for c in cands}
-        ops = [g[c] for c in cands]
-        if (
-            len(srcs) != 1
-            or len(next(iter(srcs))) != 1
-            or not all(
-                isinstance(o, Op) and dict(o.params).get("C") == o.type.channels for o in ops
-            )
-        ):
+        region, sources = _candidate_region(g, rec)
+        if len(sources) != 1:
             continue
-        (x,) = next(iter(srcs))
+        (x,) = sources
         xt = g[x].type
-        if not isinstance(xt.channels, int) or xt.channels % k or rec.type.channels % k:
-            raise PassError(f"{rec.loc}: partial channels 1/{k} of {xt} (channels must divide)")
-        part = xt.channels // k
-        sl = out.add(
-            Op,
-            [x],
-            op="channel_slice",
-            params=(("start", 0), ("stop", part)),
-            type=attrs.evolve(xt, channels=part),
-            guard=rec.guard,
-            loc=rec.loc,
-        )
-        for o in ops:
-            params = tuple((n, v // k if n == "C" else v) for n, v in o.params)
-            out.replace(
-                o.id,
-                attrs.evolve(
-                    o, params=params, type=attrs.evolve(o.type, channels=o.type.channels // k)
-                ),
-            )
-            out.set_inputs(o.id, [sl])
-        out.replace(
-            rec.id, attrs.evolve(rec, type=attrs.evolve(rec.type, channels=rec.type.channels // k))
-        )
+        for nid in [x, *region, rec.id]:
+            ch = g[nid].type.channels
+            if not isinstance(ch, int) or ch % k:
+                raise PassError(f"{rec.loc}: partial channels 1/{k} of {g[nid].type} at %{nid} "
+                                "(channels must divide)")
+        sl = out.add(Op, [x], op="channel_slice", params=(("start", 0), ("stop", xt.channels // k)),
+                     type=attrs.evolve(xt, channels=xt.channels // k), guard=rec.guard,
+                     loc=rec.loc)
+        for nid in region:
+            o = g[nid]
+            params = getattr(o, "params", ())
+            params = tuple((n, v // k if n == "C" else v) for n, v in params)
+            changes = {"type": attrs.evolve(o.type, channels=o.type.channels // k)}
+            if isinstance(o, Op):
+                changes["params"] = params
+            out.replace(nid, attrs.evolve(o, **changes))
+            out.set_inputs(nid, [sl if i == x else i for i in g.inputs(nid)])
+        out.set_inputs(rec.id, [sl if i == x else i for i in g.inputs(rec.id)])
+        out.replace(rec.id, attrs.evolve(
+            rec, type=attrs.evolve(rec.type, channels=rec.type.channels // k)))
         stride = rec.type.stride // xt.stride if isinstance(rec.type.stride, int) else 1
         merged = out.add(
-            Op,
-            [rec.id, x],
-            op="partial_merge",
+            Op, [rec.id, x], op="partial_merge",
             params=(("k", k), ("stride", stride), ("shuffle", shuffle), ("fixed", fixed)),
-            type=TensorType.image(rec.type.channels, rec.type.stride),
-            guard=rec.guard,
+            type=TensorType.image(rec.type.channels, rec.type.stride), guard=rec.guard,
             loc=rec.loc,
         )
         for user in g.users(rec.id):
-            slots = [s for u, v, s in out.nx.in_edges(user, data="slot") if u == rec.id]
-            ins = out.inputs(user)
-            for s in slots:
-                ins[s] = merged
-            out.set_inputs(user, ins)
+            out.set_inputs(user, [merged if i == rec.id else i for i in out.inputs(user)])
     return out.renumbered()
+
+
+def _candidate_region(g: Graph, m: Mixture) -> tuple[list[int], set[int]]:
+    """The nodes that exist only for some candidate of ``m`` (every guard term decides its
+    label), in topological order, and the tensors from outside that they read."""
+
+    def inside(nid: int) -> bool:
+        terms = g[nid].guard.terms
+        return bool(terms) and all(
+            any(a.label == m.label and a.test == "eq" for a in t) for t in terms
+        )
+
+    region: set[int] = set()
+    sources: set[int] = set()
+    stack = list(g.inputs(m.id))
+    while stack:
+        n = stack.pop()
+        if n in region or n in sources:
+            continue
+        if inside(n):
+            region.add(n)
+            stack.extend(g.inputs(n))
+        else:
+            sources.add(n)
+    order = [n for n in g.topo_order() if n in region]
+    return order, sources
 
 
 register(Pass(name="sample", fn=sample, requires=frozenset({"relaxed"})))
