@@ -6,6 +6,7 @@ every pass.
 """
 
 from nasc.ir.passes.align import insert_alignment
+from nasc.ir.passes.cse import cse
 from nasc.ir.passes.manager import Pass, PassError, PassManager, registered
 from nasc.ir.passes.prune import prune_collapsed
 from nasc.ir.passes.relax import pick_sources, relax
@@ -15,6 +16,7 @@ __all__ = [
     "Pass",
     "PassError",
     "PassManager",
+    "cse",
     "draw",
     "insert_alignment",
     "partial_channels",

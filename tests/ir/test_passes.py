@@ -5,11 +5,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nasc.ir.derive import derive
 from nasc.ir.nodes import Align, InputChoice, InputMixture, Mixture, Op, OpChoice, ValueChoice
-from nasc.ir.passes import PassError, PassManager, insert_alignment, registered, relax
+from nasc.ir.passes import PassError, PassManager, cse, insert_alignment, registered, relax
 from nasc.ir.passes.relax import ZERO
+from nasc.ir.printer import print_graph
 from nasc.ir.verify import verify
 
 import nasc
+from nasc.space import resolve_graph
 from nasc.testing import architectures, spaces
 
 HIGH, LOW = 12.0, 0.0
@@ -129,3 +131,31 @@ def test_dcnas_alignment_layer_shapes():
         ("conv_bn_act", 2),
         ("conv_bn_act", 2),
     ]
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_cse_preserves_every_architecture_and_is_idempotent(data):
+    space = data.draw(spaces())
+    pure = ["fa"]  # treat fa as weight-free to exercise merging in random spaces
+    merged = cse(space.graph, pure_ops=pure)
+    verify(merged)
+    assert str(cse(merged, pure_ops=pure)) == str(merged)
+    arch = data.draw(architectures(space))
+    # resolving commutes with CSE: the chosen network is the same computation
+    assert print_graph(resolve_graph(merged, arch), locations=False) == print_graph(
+        cse(resolve_graph(space.graph, arch), pure_ops=pure), locations=False
+    )
+
+
+def test_cse_computes_the_darts_relu_once_per_state():
+    g = nasc.load("darts", layers=3).graph
+    relus = lambda g: [r for r in g.nodes_of(Op) if r.op == "relu"]  # noqa: E731
+    assert len(relus(g)) == 3 * 14 * 4
+    merged = cse(g)
+    verify(merged)
+    # one ReLU per state that edges read: the two cell inputs and three of the four nodes
+    assert len(relus(merged)) == 3 * 5
+    guard = str(relus(merged)[0].guard)
+    for op in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"):
+        assert op in guard
