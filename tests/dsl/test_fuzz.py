@@ -1,9 +1,10 @@
 """Fuzzing the front end: whatever bytes come in, nasc answers with a Space or a NasError.
 
-Three sources of input: programs drawn from the grammar itself (``nas.lark`` through
-``hypothesis.extra.lark``), byte-level mutations of the stdlib's ``.nas`` files, and plain random
-bytes. For everything the parser accepts, the canonical formatter must round-trip: formatting
-the reformatted text changes nothing, and the re-parsed AST is the original up to locations.
+Sources of input: programs and statements drawn from the grammar itself (``nas.lark`` through
+``hypothesis.extra.lark``), byte-level mutations of the stdlib's ``.nas`` files and of random
+valid spaces (``nasc.testing.space_sources``), token soup, and plain random bytes. For everything
+the parser accepts, the canonical formatter must round-trip: formatting the reformatted text
+changes nothing, and the re-parsed AST is the original up to locations.
 """
 
 from __future__ import annotations
@@ -140,13 +141,16 @@ def _parse_or_error(data: str | bytes) -> None:
 
 
 def _known_format_bug(module: ast.Module) -> bool:
-    """Strings that are not templates (import paths, require messages) with braces in them:
-    the formatter doubles the braces (see test_format_keeps_braces_of_plain_strings)."""
+    """Known formatter bugs, pinned by xfail tests below: strings that are not templates
+    (import paths, require messages) with braces in them get their braces doubled
+    (test_format_keeps_braces_of_plain_strings), and an empty require message is dropped
+    (test_format_keeps_an_empty_require_message)."""
     for item in module.items:
         if isinstance(item, ast.Import) and item.is_path and re.search(r"[{}]", item.module):
             return True
         if isinstance(item, ast.OpDecl) and any(
-            r.message is not None and re.search(r"[{}]", r.message) for r in item.requires
+            r.message is not None and (r.message == "" or re.search(r"[{}]", r.message))
+            for r in item.requires
         ):
             return True
     return False
@@ -185,6 +189,7 @@ def _round_trip(text: str | bytes) -> None:
 @example("let a = -1 .. 2")
 @example("let a = (1..2)..3")
 @example('let a = pick (1..2) of xs @"p"')
+@example(' op  x  (  x  )  ->  x  (  )  require  0  ,  "" ')  # the empty message, filtered
 def test_grammar_programs(text):
     """A Space or a NasError, and the formatter round-trips whatever parses."""
     _parse_or_error(text)
@@ -310,3 +315,13 @@ def test_format_keeps_braces_of_plain_strings(text):
     once = format_module(parse_module(text))
     assert once == text
     assert format_module(parse_module(once)) == once
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="format_module drops an empty require message ('if r.message'), so "
+                   "'require c, \"\"' comes back as 'require c' with message None")
+def test_format_keeps_an_empty_require_message():
+    text = 'op f(x: image) -> like(x) require true, ""\n'
+    module = parse_module(text)
+    assert module.items[0].requires[0].message == ""
+    assert format_module(module) == text

@@ -7,7 +7,6 @@ from nasc.ir.derive import derive
 from nasc.ir.nodes import Align, InputChoice, InputMixture, Mixture, Op, OpChoice, ValueChoice
 from nasc.ir.passes import PassError, PassManager, cse, insert_alignment, registered, relax
 from nasc.ir.passes.relax import ZERO
-from nasc.ir.printer import print_graph
 from nasc.ir.verify import verify
 
 import nasc
