@@ -153,4 +153,35 @@ def architectures(draw: Any, space: Space) -> Architecture:
     return Architecture(known, space=space.name, params=space.params)
 
 
-__all__ = ["architectures", "space_sources", "spaces"]
+@st.composite
+def pipelines(draw: Any) -> list[Any]:
+    """A valid pass pipeline: alignment and CSE in any order, then relaxation, then optional
+    partial channels, sampling and pruning (each with drawn options)."""
+    from nasc.ir.passes import registered
+
+    front = draw(st.permutations(["insert_alignment", "cse"]))
+    passes = [registered(n) for n in front if draw(st.booleans())]
+    passes.append(
+        registered(
+            "relax",
+            weighting=draw(st.sampled_from(["softmax", "gumbel"])),
+            tau=draw(st.sampled_from([0.5, 1.0, 5.0])),
+            hard=draw(st.booleans()),
+            edge_weights="inputs",
+        )
+    )
+    if draw(st.booleans()):
+        passes.append(registered("partial_channels", k=draw(st.sampled_from([1, 2]))))
+    if draw(st.booleans()):
+        passes.append(
+            registered(
+                "sample",
+                ops=draw(st.sampled_from(["uniform", "binary_gate", "multinomial"])),
+                paths=draw(st.integers(1, 2)),
+                inputs=draw(st.integers(0, 2)),
+            )
+        )
+    return passes
+
+
+__all__ = ["architectures", "pipelines", "space_sources", "spaces"]

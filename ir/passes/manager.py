@@ -62,10 +62,10 @@ def registered(name: str, **options: Any) -> Pass:
 def properties(g: Graph) -> set[str]:
     """What a graph is, as passes see it."""
     props = {"typed"}
-    if g.choice_nodes():
+    if any(type(r).__name__ != "ValueChoice" for r in g.choice_nodes()):
         props.add("choices")
-    if g.relaxed_nodes():
-        props.add("relaxed")
+    else:
+        props.add("relaxed")  # no op, input or repeat choice is left unrelaxed
     if not any(type(r).__name__ == "Align" for r in g):
         props.add("aligned")
     return props

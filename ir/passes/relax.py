@@ -159,7 +159,6 @@ register(
     Pass(
         name="relax",
         fn=relax,
-        requires=frozenset({"choices"}),
         provides=frozenset({"relaxed"}),
         removes=frozenset({"choices"}),
     )

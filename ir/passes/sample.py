@@ -144,7 +144,8 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
     the resolution), and ``partial_merge`` concatenates and, with ``shuffle``, channel-shuffles
     in ``k`` groups (output channel ``j*k+i`` comes from concatenated channel ``i*(C/k)+j``).
     ``fixed`` records the DCNAS variant (the same channels every step, no edge normalisation).
-    Mixtures whose candidates read different tensors are left as they are.
+    Mixtures whose candidates read different tensors, or whose widths a value choice decides,
+    are left as they are.
     """
     if k < 1:
         raise PassError("partial_channels: k must be at least 1")
@@ -155,14 +156,25 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
             continue
         (x,) = sources
         xt = g[x].type
+        widths = [g[nid].type.channels for nid in [x, *region, rec.id]]
+        if not all(isinstance(ch, int) for ch in widths):
+            continue  # a value choice decides a width here: no fixed slice exists
         for nid in [x, *region, rec.id]:
             ch = g[nid].type.channels
-            if not isinstance(ch, int) or ch % k:
-                raise PassError(f"{rec.loc}: partial channels 1/{k} of {g[nid].type} at %{nid} "
-                                "(channels must divide)")
-        sl = out.add(Op, [x], op="channel_slice", params=(("start", 0), ("stop", xt.channels // k)),
-                     type=attrs.evolve(xt, channels=xt.channels // k), guard=rec.guard,
-                     loc=rec.loc)
+            if ch % k:
+                raise PassError(
+                    f"{rec.loc}: partial channels 1/{k} of {g[nid].type} at %{nid} "
+                    "(channels must divide)"
+                )
+        sl = out.add(
+            Op,
+            [x],
+            op="channel_slice",
+            params=(("start", 0), ("stop", xt.channels // k)),
+            type=attrs.evolve(xt, channels=xt.channels // k),
+            guard=rec.guard,
+            loc=rec.loc,
+        )
         for nid in region:
             o = g[nid]
             params = getattr(o, "params", ())
@@ -173,13 +185,17 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
             out.replace(nid, attrs.evolve(o, **changes))
             out.set_inputs(nid, [sl if i == x else i for i in g.inputs(nid)])
         out.set_inputs(rec.id, [sl if i == x else i for i in g.inputs(rec.id)])
-        out.replace(rec.id, attrs.evolve(
-            rec, type=attrs.evolve(rec.type, channels=rec.type.channels // k)))
+        out.replace(
+            rec.id, attrs.evolve(rec, type=attrs.evolve(rec.type, channels=rec.type.channels // k))
+        )
         stride = rec.type.stride // xt.stride if isinstance(rec.type.stride, int) else 1
         merged = out.add(
-            Op, [rec.id, x], op="partial_merge",
+            Op,
+            [rec.id, x],
+            op="partial_merge",
             params=(("k", k), ("stride", stride), ("shuffle", shuffle), ("fixed", fixed)),
-            type=TensorType.image(rec.type.channels, rec.type.stride), guard=rec.guard,
+            type=TensorType.image(rec.type.channels, rec.type.stride),
+            guard=rec.guard,
             loc=rec.loc,
         )
         for user in g.users(rec.id):

@@ -12,7 +12,7 @@ from nasc.ir.verify import verify
 
 import nasc
 from nasc.space import resolve_graph
-from nasc.testing import architectures, spaces
+from nasc.testing import architectures, pipelines, spaces
 
 HIGH, LOW = 12.0, 0.0
 
@@ -174,3 +174,21 @@ def test_cse_computes_the_darts_relu_once_per_state():
     guard = str(relus(merged)[0].guard)
     for op in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"):
         assert op in guard
+
+
+@settings(max_examples=80)
+@given(spaces(), pipelines())
+def test_every_pass_output_verifies(space, passes):
+    PassManager(passes, verify_each=True).run(space.graph)
+
+
+@settings(max_examples=40)
+@given(spaces(), pipelines())
+def test_printing_after_any_pipeline_is_deterministic(space, passes):
+    a = PassManager(passes).run(space.graph)
+    b = PassManager(passes).run(nasc.parse(space.to_nas(), file="random.nas").graph)
+    assert format_graph(a) == format_graph(b)
+
+
+def format_graph(g) -> str:
+    return "\n".join(format_node(g, r, locations=False) for r in g)
