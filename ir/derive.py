@@ -41,8 +41,18 @@ def softmax(xs: Sequence[float]) -> list[float]:
     return [x / s for x in e]
 
 
-def derive(g: Graph, weights: Mapping[str, Sequence[float]]) -> dict[str, Any]:
-    """Decisions for every active label of the relaxed graph ``g`` (see the module docstring)."""
+def derive(
+    g: Graph, weights: Mapping[str, Sequence[float]], *, method: str = "auto"
+) -> dict[str, Any]:
+    """Decisions for every active label of the relaxed graph ``g`` (see the module docstring).
+
+    ``method="viterbi"`` decides input mixtures that pick one input (DenseNAS blocks) by the
+    whole path instead of each edge alone: ``score(j) = max_i score(i) * p_ij`` over the
+    transition probabilities, so a block follows the predecessor on the most probable path
+    from the network input (DenseNAS §3.3.1, Viterbi decoding).
+    """
+    if method not in ("auto", "viterbi"):
+        raise DeriveError(f"unknown derivation method {method!r} (auto, viterbi)")
     specs = _relaxed_specs(g)
     mixtures = {r.label: r for r in g.nodes_of(Mixture)}
     inputs = {r.label: r for r in g.nodes_of(InputMixture)}
@@ -59,12 +69,15 @@ def derive(g: Graph, weights: Mapping[str, Sequence[float]]) -> dict[str, Any]:
         if len(weights[lab]) != want:
             raise DeriveError(f"{lab!r} has {len(weights[lab])} weights, needs {want}")
     outgoing = _outgoing_shares(g, weights)
+    paths = _viterbi(g, weights, outgoing) if method == "viterbi" else {}
     known: dict[str, Any] = {}
     for lab in order(specs):
         if not specs[lab].guard.holds(known):
             continue
         if lab in mixtures:
             known[lab] = _argmax(mixtures[lab], weights[lab])
+        elif lab in paths:
+            known[lab] = paths[lab]
         elif lab in inputs:
             known[lab] = _pick(g, inputs[lab], weights, outgoing)
         elif specs[lab].kind == "value" and lab in weights:
@@ -122,6 +135,33 @@ def _pick(g: Graph, rec: InputMixture, weights, outgoing) -> tuple[int, ...]:
     above = [j for j in ranked if strength[j] / total >= 1.0 / rec.n - 1e-9]
     k = min(max(len(above), rec.k_min), rec.k_max)
     return tuple(sorted(ranked[:k]))
+
+
+def _edge_probs(g: Graph, rec: InputMixture, weights, outgoing) -> list[float]:
+    if rec.weighting == "zero":
+        return [1.0 / rec.n] * rec.n
+    return outgoing[rec.id] if rec.normalize == "outgoing" else softmax(weights[rec.label])
+
+
+def _viterbi(g: Graph, weights, outgoing) -> dict[str, tuple[int, ...]]:
+    """Best predecessor of every single-input mixture on the most probable path (log domain)."""
+    score: dict[int, float] = {}
+    best: dict[str, tuple[int, ...]] = {}
+    for nid in g.topo_order():
+        rec = g[nid]
+        ins = g.inputs(nid)
+        if isinstance(rec, InputMixture) and rec.k_max == 1:
+            p = _edge_probs(g, rec, weights, outgoing)
+            srcs = pick_sources(g, nid)
+            cand = [
+                (score[s] + math.log(max(pj, 1e-300)), -j) for j, (s, pj) in enumerate(zip(srcs, p))
+            ]
+            value, neg_j = max(cand)
+            score[nid] = value
+            best.setdefault(rec.label, (-neg_j,))
+        else:
+            score[nid] = max((score[i] for i in ins), default=0.0)
+    return best
 
 
 def _outgoing_shares(g: Graph, weights) -> dict[int, list[float]]:

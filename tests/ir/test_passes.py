@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nasc.ir.derive import derive
 from nasc.ir.nodes import Align, InputChoice, InputMixture, Mixture, Op, OpChoice, ValueChoice
-from nasc.ir.passes import PassError, PassManager, cse, insert_alignment, registered, relax
+from nasc.ir.passes import (
+    PassError,
+    PassManager,
+    cse,
+    insert_alignment,
+    registered,
+    relax,
+)
 from nasc.ir.passes.relax import ZERO
 from nasc.ir.printer import format_node
 from nasc.ir.verify import verify
@@ -192,3 +199,47 @@ def test_printing_after_any_pipeline_is_deterministic(space, passes):
 
 def format_graph(g) -> str:
     return "\n".join(format_node(g, r, locations=False) for r in g)
+
+
+DENSE = """
+op blk(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
+op head(x: image, C: int, stride: int = 1) -> image(C, x.stride * stride)
+space dense() {
+    input x: image(3)
+    let blocks = [blk(x, 8)]
+    for j in 1..5 {
+        # the head layer belongs to the edge, so it sits inside the pick
+        blocks += blk(sum([head(h, 8) for h in pick 1 of blocks[max(0, j - 3):j] @"b{j}.in"]), 8)
+    }
+    output blocks[4]
+}
+"""
+
+
+def test_viterbi_follows_the_most_probable_path_not_the_locally_best_edge():
+    import math
+
+    space = nasc.parse(DENSE, file="dense.nas")
+    g = relax(space.graph, edge_weights="outgoing")
+    preds = {1: [0], 2: [0, 1], 3: [0, 1, 2], 4: [1, 2, 3]}  # block j reads blocks preds[j]
+    w = {"b1.in": [0.0], "b2.in": [0.0, 5.0], "b3.in": [0.0, 0.0, 0.0], "b4.in": [0.0, 0.0, 3.0]}
+    # p(i -> j): beta normalised over the edges leaving block i (DenseNAS eq. 3)
+    out_edges = {
+        i: [(j, w[f"b{j}.in"][preds[j].index(i)]) for j in preds if i in preds[j]] for i in range(4)
+    }
+    p = {}
+    for i, edges in out_edges.items():
+        z = sum(math.exp(b) for _, b in edges)
+        for j, b in edges:
+            p[i, j] = math.exp(b) / z
+
+    def best_path(j):  # brute force over every path from block 0 to block j
+        if j == 0:
+            return 1.0, None
+        return max((best_path(i)[0] * p[i, j], i) for i in preds[j])
+
+    expected = {f"b{j}.in": (preds[j].index(best_path(j)[1]),) for j in preds}
+    path = derive(g, w, method="viterbi")
+    local = derive(g, w)
+    assert path == expected
+    assert path["b2.in"] == (0,) and local["b2.in"] == (1,)  # the strong edge B1->B2 costs a hop
