@@ -14,6 +14,15 @@ from nasc.dsl.diagnostics import InternalError, NascError, NasError
 from nasc.dsl.elaborate import Limits
 from nasc.space import Choice, OpSpec, Space, declare_op, load, parse
 
+
+def __getattr__(name: str):
+    # the PyTorch-facing API imports torch only when first used
+    if name == "instantiate":
+        from nasc.build import instantiate
+
+        return instantiate
+    raise AttributeError(f"module 'nasc' has no attribute {name!r}")
+
 __all__ = [
     "Architecture",
     "Choice",
@@ -24,6 +33,7 @@ __all__ = [
     "OpSpec",
     "Space",
     "declare_op",
+    "instantiate",
     "load",
     "parse",
 ]

@@ -24,7 +24,7 @@ cell nb201_cell(x, C: int) {
 # ResNet basic block with stride 2: ReLU-conv-BN twice, plus avg-pool + 1x1 conv shortcut.
 block resnet_basic_block(x, C: int) {
     let b = relu_conv_bn(relu_conv_bn(x, C, k=3, stride=2, padding=1), C, k=3, padding=1)
-    return b + conv2d(avg_pool(x, k=2, stride=2), C, k=1)
+    return b + conv2d(avg_pool(x, k=2, stride=2, padding=0), C, k=1)
 }
 
 space nas_bench_201(C: int = 16, N: int = 5, classes: int = 10) {

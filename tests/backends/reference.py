@@ -1,0 +1,196 @@
+"""Hand-written reference networks, written from the papers and the authors' public code, to
+check that nasc builds the same networks parameter for parameter.
+
+* ``TinyNetwork``: NAS-Bench-201 (Dong & Yang, 2020; AutoDL-Projects ``tiny_network.py``,
+  ``infer_cells.py``, ``cell_operations.py``).
+* ``NetworkCIFAR``: the DARTS evaluation network (Liu et al., 2019; quark0/darts ``model.py``,
+  ``operations.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+# ---- shared DARTS / NB201 operations --------------------------------------------------------
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in, c_out, k, stride, padding, affine=True, dilation=1):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation,
+                      bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    def __init__(self, c_in, c_out, k, stride, padding, dilation, affine=True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, k, stride, padding, dilation=dilation, groups=c_in,
+                      bias=False),
+            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    def __init__(self, c_in, c_out, k, stride, padding, affine=True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, k, stride, padding, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_in, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_in, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, k, 1, padding, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class Zero(nn.Module):
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x.mul(0.0) if self.stride == 1 else x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    def __init__(self, c_in, c_out, affine=True):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x):
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+def darts_op(name, c, stride):
+    return {
+        "none": lambda: Zero(stride),
+        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=stride, padding=1,
+                                             count_include_pad=False),
+        "max_pool_3x3": lambda: nn.MaxPool2d(3, stride=stride, padding=1),
+        "skip_connect": lambda: nn.Identity() if stride == 1 else FactorizedReduce(c, c),
+        "sep_conv_3x3": lambda: SepConv(c, c, 3, stride, 1),
+        "sep_conv_5x5": lambda: SepConv(c, c, 5, stride, 2),
+        "dil_conv_3x3": lambda: DilConv(c, c, 3, stride, 2, 2),
+        "dil_conv_5x5": lambda: DilConv(c, c, 5, stride, 4, 2),
+    }[name]()
+
+
+# ---- DARTS NetworkCIFAR ---------------------------------------------------------------------
+class DartsCell(nn.Module):
+    def __init__(self, genotype, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__()
+        self.pre0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0)
+        ops, idx = zip(*(genotype["reduce"] if reduction else genotype["normal"]))
+        self.indices = idx
+        self.ops = nn.ModuleList(
+            darts_op(name, c, 2 if reduction and i < 2 else 1) for name, i in zip(ops, idx))
+        self.multiplier = 4
+
+    def forward(self, s0, s1):
+        states = [self.pre0(s0), self.pre1(s1)]
+        for n in range(4):
+            a, b = 2 * n, 2 * n + 1
+            states.append(self.ops[a](states[self.indices[a]])
+                          + self.ops[b](states[self.indices[b]]))
+        return torch.cat(states[2:], dim=1)
+
+
+class NetworkCIFAR(nn.Module):
+    def __init__(self, c, classes, layers, genotype):
+        super().__init__()
+        c_curr = 3 * c
+        self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(DartsCell(genotype, c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, 4 * c_curr
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, classes)
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.classifier(self.pool(s1).flatten(1))
+
+
+# ---- NAS-Bench-201 TinyNetwork --------------------------------------------------------------
+def nb201_op(name, c):
+    return {
+        "none": lambda: Zero(1),
+        "skip_connect": lambda: nn.Identity(),
+        "nor_conv_1x1": lambda: ReLUConvBN(c, c, 1, 1, 0),
+        "nor_conv_3x3": lambda: ReLUConvBN(c, c, 3, 1, 1),
+        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    }[name]()
+
+
+EDGES = ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]
+
+
+class InferCell(nn.Module):
+    def __init__(self, arch, c):
+        super().__init__()
+        self.layers = nn.ModuleDict({e.replace("<-", "_"): nb201_op(arch[e], c) for e in EDGES})
+
+    def forward(self, x):
+        nodes = [x]
+        for j in range(1, 4):
+            nodes.append(sum(self.layers[f"{j}_{i}"](nodes[i]) for i in range(j)))
+        return nodes[3]
+
+
+class ResNetBasicblock(nn.Module):
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2, 0),
+                                        nn.Conv2d(c_in, c_out, 1, 1, 0, bias=False))
+
+    def forward(self, x):
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class TinyNetwork(nn.Module):
+    def __init__(self, c, n, arch, classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        chans = [c] * n + [2 * c] + [2 * c] * n + [4 * c] + [4 * c] * n
+        reds = [False] * n + [True] + [False] * n + [True] + [False] * n
+        cells, c_prev = [], c
+        for c_curr, red in zip(chans, reds):
+            cells.append(ResNetBasicblock(c_prev, c_curr) if red else InferCell(arch, c_curr))
+            c_prev = c_curr
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, classes)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for cell in self.cells:
+            h = cell(h)
+        return self.classifier(self.pool(self.lastact(h)).flatten(1))
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
