@@ -8,6 +8,7 @@ exceeds a bound gets a located error, not a hang or a memory blow-up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -162,6 +163,10 @@ class Elaborator:
             self.exec_body(space.body, scope, env)
         except _Return:
             raise self.error("'return' in a space; use 'output'") from None
+        except RecursionError:
+            raise self.error(
+                "the program nests calls and expressions too deeply to elaborate; "
+                "flatten it with 'let'") from None
         if self.outputs == 0:
             raise self.error(f"space {space.name!r} has no 'output'", space.loc)
         for p in self.picks:
@@ -478,9 +483,16 @@ class Elaborator:
                 raise self._sym_structure(loc)
         if op in ("//", "%", "/") and not isinstance(b, Sym) and b == 0:
             raise self.error("division by zero", loc)
+        if op in ("//", "%", "/") and isinstance(b, Sym):
+            for env in sampled_assignments(b.labels(), self.domains, 4096):
+                if self._sym_value(b, env, loc) == 0:
+                    when = ", ".join(f"{k}={show(val)}" for k, val in env.items())
+                    raise self.error(f"division by zero when {when}", loc)
         if op == "//" and isinstance(a, float | int) and isinstance(b, float):
             pass
         result = Sym.binary(op, a, b)
+        if isinstance(result, float) and not math.isfinite(result):
+            raise self.error(f"'{op}' gives {result}; numbers must stay finite", loc)
         return self._int(result, loc)
 
     def _sym_structure(self, loc: SourceLoc) -> NasError:
@@ -500,8 +512,8 @@ class Elaborator:
         obj = self.eval(e.obj, scope, env)
         idx = self.eval(e.index, scope, env)
         if isinstance(obj, RangeValue):
-            obj = list(range(obj.start, obj.stop))
-        if not isinstance(obj, list | str):
+            obj = range(obj.start, obj.stop)
+        if not isinstance(obj, list | str | range):
             raise self.error(f"cannot index {type_name(obj)}", e.loc)
         i = self._as_int(idx, e.index.loc)
         if not -len(obj) <= i < len(obj):
@@ -511,12 +523,17 @@ class Elaborator:
     def _e_Slice(self, e: ast.Slice, scope, env):
         obj = self.eval(e.obj, scope, env)
         if isinstance(obj, RangeValue):
-            obj = list(range(obj.start, obj.stop))
-        if not isinstance(obj, list | str):
+            obj = range(obj.start, obj.stop)
+        if not isinstance(obj, list | str | range):
             raise self.error(f"cannot slice {type_name(obj)}", e.loc)
         lo = None if e.lo is None else self._as_int(self.eval(e.lo, scope, env), e.lo.loc)
         hi = None if e.hi is None else self._as_int(self.eval(e.hi, scope, env), e.hi.loc)
-        return obj[lo:hi]
+        part = obj[lo:hi]
+        if isinstance(part, range):
+            if part.step != 1:  # pragma: no cover - slices have no step in .nas
+                raise self.error("ranges have step 1", e.loc)
+            return RangeValue(start=part.start, stop=max(part.start, part.stop))
+        return part
 
     def _e_Bind(self, e: ast.Bind, scope, env):
         fn = self.eval(e.obj, scope, env)
@@ -651,6 +668,13 @@ class Elaborator:
         self.picks.append(p)
         return p
 
+    def _sym_value(self, v: Sym, env: dict[str, Any], loc: SourceLoc) -> Any:
+        try:
+            return v.evaluate(env)
+        except ZeroDivisionError:
+            when = ", ".join(f"{k}={show(val)}" for k, val in env.items())
+            raise self.error(f"division by zero when {when}", loc) from None
+
     def _no_toplevel_choice(self, loc: SourceLoc) -> None:
         if self.toplevel:
             raise self.error(
@@ -693,7 +717,12 @@ class Elaborator:
         scope.vars.update(bound)
         saved = self.loc
         self._check_requirements(d, bound, fn.module, loc)
-        ty = self._type_expr(d.out, scope, fn.module)
+        try:
+            ty = self._type_expr(d.out, scope, fn.module)
+        except NasError as e:
+            raise self.error(f"{d.name}: {e.message}", loc,
+                             [self.sources.note(e.loc, f"in the declaration of {d.name!r}")]
+                             ) from None
         self.loc = saved
         inputs = [v.node for v in bound.values() if isinstance(v, Tensor)]
         params = tuple((k, _freeze(v)) for k, v in bound.items() if not isinstance(v, Tensor))
@@ -873,6 +902,12 @@ class Elaborator:
 
     def _dim(self, v: Any, loc: SourceLoc, what: str) -> Any:
         if isinstance(v, Sym):
+            for env in sampled_assignments(v.labels(), self.domains, 4096):
+                x = self._sym_value(v, env, loc)
+                if not isinstance(x, int) or isinstance(x, bool) or x < 1:
+                    when = ", ".join(f"{k}={show(val)}" for k, val in env.items())
+                    raise self.error(f"{what} must be a positive integer, but is {show(x)} "
+                                     f"when {when}", loc)
             return v
         if isinstance(v, float) and v.is_integer():
             v = int(v)
@@ -1163,7 +1198,9 @@ def _b_int(el: Elaborator, args, kwargs, loc):
     v = args[0]
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise el.error(f"int() of {type_name(v)}", loc)
-    return int(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise el.error(f"int() of {v}", loc)
+    return el._int(int(v), loc)
 
 
 def _arity(el: Elaborator, name: str, args, kwargs, n: int, loc) -> None:

@@ -30,8 +30,12 @@ _PREC = {
 _COMPARE = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"}
 
 
-def literal(v: Any) -> str:
-    """A Python value (int, float, bool, str, list) as ``.nas`` source."""
+def literal(v: Any, *, template: bool = True) -> str:
+    """A Python value (int, float, bool, str, list) as ``.nas`` source.
+
+    Strings in expressions are templates, so their braces are doubled; ``template=False`` is for
+    the plain strings of import paths and ``require`` messages.
+    """
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -41,7 +45,9 @@ def literal(v: Any) -> str:
         return text if ("." in text or "e" in text) else text + ".0"
     if isinstance(v, str):
         body = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return '"' + body.replace("{", "{{").replace("}", "}}") + '"'
+        if template:
+            body = body.replace("{", "{{").replace("}", "}}")
+        return '"' + body + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(literal(x) for x in v) + "]"
     raise TypeError(f"no .nas literal for {type(v).__name__}")
@@ -200,11 +206,12 @@ class _Printer:
 
     def _head(self, s: ast.Stmt, defaults: dict[str, Any] | None) -> str:
         if isinstance(s, ast.Import):
-            target = literal(s.module) if s.is_path else s.module
+            target = literal(s.module, template=False) if s.is_path else s.module
             return f"import {target}" + (f" as {s.alias}" if s.alias else "")
         if isinstance(s, ast.OpDecl):
             reqs = "".join(
-                f" require {_expr(r.test)}" + (f", {literal(r.message)}" if r.message else "")
+                f" require {_expr(r.test)}"
+                + (f", {literal(r.message, template=False)}" if r.message is not None else "")
                 for r in s.requires
             )
             return f"op {s.name}({_params(s.params)}) -> {_type_expr(s.out)}{reqs}"

@@ -91,6 +91,14 @@ class Loader:
     def resolve_import(self, imp: ast.Import, importer: ModuleEnv) -> ModuleEnv:
         if len(self._loading) > MAX_IMPORT_DEPTH:
             raise self.sources.error(f"imports nested deeper than {MAX_IMPORT_DEPTH}", imp.loc)
+        try:
+            return self._resolve(imp, importer)
+        except NasError as e:
+            if e.loc is None:  # say which import led there (a cycle, an unreadable file)
+                raise self.sources.error(e.message, imp.loc) from None
+            raise
+
+    def _resolve(self, imp: ast.Import, importer: ModuleEnv) -> ModuleEnv:
         if imp.is_path:
             base = Path(importer.file).parent
             path = Path(imp.module)

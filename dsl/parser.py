@@ -67,6 +67,7 @@ _EXAMPLES: dict[str, list[str]] = {
     "'let' needs '=' and a value": ["space s() { let a }", "let a 3"],
     "only 'import', 'op', 'block', 'cell', 'space' and 'let' may appear at the top level": [
         "a = 1",
+        "import nn\nx = 1",
         "for i in 0..3 { }",
         "output x",
         "1",
@@ -135,18 +136,25 @@ def decode(text: str | bytes, file: str) -> str:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             line = text.count(b"\n", 0, e.start) + 1
-            col = e.start - (text.rfind(b"\n", 0, e.start) + 1) + 1
-            loc = SourceLoc(file=file, line=line, col=col)
-            raise NasError(f"not valid UTF-8 (byte 0x{text[e.start]:02x})", loc) from None
+            start = text.rfind(b"\n", 0, e.start) + 1
+            end = text.find(b"\n", e.start)
+            shown = text[start : end if end >= 0 else len(text)].decode("utf-8", "replace")
+            loc = SourceLoc(file=file, line=line, col=len(text[start : e.start].decode(
+                "utf-8", "replace")) + 1)
+            raise NasError(f"not valid UTF-8 (byte 0x{text[e.start]:02x})", loc, shown) from None
     if len(text) > MAX_FILE_BYTES:
         raise NasError(
             f"file is {len(text)} characters; the limit is {MAX_FILE_BYTES}", _loc(file, 1, 1)
         )
-    bad = next((i for i, ch in enumerate(text) if ch == "\x00"), None)
-    if bad is not None:
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark
+    bad = text.find("\x00")
+    if bad >= 0:
         line = text.count("\n", 0, bad) + 1
-        col = bad - (text.rfind("\n", 0, bad) + 1) + 1
-        raise NasError("NUL byte in source (is this a binary file?)", _loc(file, line, col))
+        start = text.rfind("\n", 0, bad) + 1
+        end = text.find("\n", bad)
+        shown = text[start : end if end >= 0 else len(text)].replace("\x00", " ")
+        raise NasError("NUL byte in source (is this a binary file?)",
+                       _loc(file, line, bad - start + 1), shown)
     return text
 
 
@@ -159,9 +167,13 @@ def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]
     comments: list[ast.Comment] = []
     depth, line, col, in_str, in_comment = 0, 1, 0, False, False
     prev = ""
-    start = 0
+    start = str_start = 0
+    str_col = 0
     for i, ch in enumerate(text):
         col += 1
+        if ch == "\n" and in_str:
+            raise sources.error("unterminated string: a string ends on the line it starts",
+                                _loc(file, line, str_col, line, col))
         if ch == "\n":
             if in_comment:
                 comments[-1] = ast.Comment(line=line, col=comments[-1].col, text=text[start:i])
@@ -175,7 +187,7 @@ def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]
             in_comment, start = True, i
             comments.append(ast.Comment(line=line, col=col, text=text[i:]))
         elif ch == '"':
-            in_str = True
+            in_str, str_start, str_col = True, i, col
         elif ch in "([{":
             depth += 1
             if depth > MAX_BRACKET_DEPTH:
@@ -184,6 +196,10 @@ def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]
         elif ch in ")]}":
             depth = max(0, depth - 1)
         prev = "" if prev == "\\" else ch
+    if in_str:
+        raise sources.error("unterminated string: a string ends on the line it starts",
+                            _loc(file, line, str_col))
+    del str_start
     return comments
 
 
@@ -221,18 +237,43 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, file: str, sour
     ):
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
-    message = None
-    try:
-        message = e.match_examples(
-            lambda s: _parser().parse(s, start="start"), _EXAMPLES, use_accepts=True
-        )
-    except Exception:  # noqa: BLE001 - the table is advisory; never let it mask the real error
-        message = None
+    message = _table_message(e)
     if message is None:
         message = _generic_message(e)
     elif isinstance(e, lark.exceptions.UnexpectedToken) and e.token.type != "$END":
         message = f"{message} (found {_describe(e.token)})"
     return sources.error(message, _loc(file, line, col))
+
+
+@functools.lru_cache(maxsize=1)
+def _message_table() -> tuple[tuple[frozenset[str], str, str], ...]:
+    """(expected terminals, offending terminal, message) for every example bad input."""
+    rows = []
+    for message, examples in _EXAMPLES.items():
+        for example in examples:
+            try:
+                _parser().parse(example, start="start")
+            except lark.exceptions.UnexpectedToken as err:
+                rows.append((frozenset(err.expected), err.token.type, message))
+            except lark.exceptions.UnexpectedInput:
+                pass
+    return tuple(rows)
+
+
+def _table_message(e: lark.exceptions.UnexpectedInput) -> str | None:
+    """The message of the example that failed the same way: same expected terminals and the
+    same offending token (then the same expected terminals alone), wherever it happened."""
+    if not isinstance(e, lark.exceptions.UnexpectedToken):
+        return None
+    expected = frozenset(e.expected)
+    rows = _message_table()
+    for exp, tok, message in rows:
+        if exp == expected and tok == e.token.type:
+            return message
+    for exp, _, message in rows:
+        if exp == expected:
+            return message
+    return None
 
 
 def _generic_message(e: lark.exceptions.UnexpectedInput) -> str:
@@ -504,11 +545,12 @@ class _ToAst(Transformer_NonRecursive):
 
     def int_(self, meta, ch):
         tok = ch[0]
-        if len(tok) > 19 or int(tok) > MAX_INT:
+        digits = str(tok).lstrip("0") or "0"
+        if len(digits) > 19 or int(digits) > MAX_INT:
             raise self.sources.error(
                 f"integer literal too large (the limit is {MAX_INT})", self._tok_loc(tok)
             )
-        return ast.Num(loc=self._tok_loc(tok), value=int(tok), text=str(tok))
+        return ast.Num(loc=self._tok_loc(tok), value=int(digits), text=str(tok))
 
     def float_(self, meta, ch):
         tok = ch[0]
@@ -597,7 +639,10 @@ class _ToAst(Transformer_NonRecursive):
                 inner = body[i + 1 : end].strip()
                 if not inner:
                     raise self.sources.error("empty '{}' in string interpolation", loc)
-                parts.append(parse_expr(inner, self.file, base=loc))
+                try:
+                    parts.append(parse_expr(inner, self.file, base=loc))
+                except NasError as e:
+                    raise self.sources.error(f"in '{{{inner}}}': {e.message}", loc) from None
                 i = end + 1
             elif ch == "}":
                 raise self.sources.error("single '}' in string; write '}}'", loc)

@@ -49,8 +49,12 @@ def _define(text: str) -> tuple[str, Any]:
     if isinstance(expr, ast.Name) and expr.id not in ("true", "false"):
         return name, value  # a bare word is a string: -D act=relu
     el = Elaborator(Sources())
+    el.toplevel = True  # a value, not a choice
     env = ModuleEnv(name="-D", file="-D", ast=ast.Module(file="-D", items=()))
-    return name, el.eval(expr, Scope(), env)
+    try:
+        return name, el.eval(expr, Scope(), env)
+    except RecursionError:
+        raise NasError(f"-D {name}: value nested too deeply") from None
 
 
 def _load(args: argparse.Namespace):

@@ -213,6 +213,13 @@ def load(
     **params: Any,
 ) -> Space:
     """A stdlib space by bare name (``load("darts", C=16)``) or a ``.nas`` file by path."""
+    try:
+        return _load(name_or_path, space, ops, limits, params)
+    except RecursionError:
+        raise NasError("the program nests too deeply to elaborate; flatten it with 'let'") from None
+
+
+def _load(name_or_path, space, ops, limits, params) -> Space:
     text = str(name_or_path)
     is_name = isinstance(name_or_path, str) and "/" not in text and not text.endswith(".nas")
     sources = Sources()
@@ -239,6 +246,13 @@ def parse(
     **params: Any,
 ) -> Space:
     """A space from ``.nas`` source text."""
+    try:
+        return _parse(text, file, space, ops, limits, params)
+    except RecursionError:
+        raise NasError("the program nests too deeply to elaborate; flatten it with 'let'") from None
+
+
+def _parse(text, file, space, ops, limits, params) -> Space:
     sources = Sources()
     el = Elaborator(sources, limits)
     loader = Loader(sources, _module_hook(el, ops))
