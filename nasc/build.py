@@ -1,7 +1,8 @@
 """From spaces to PyTorch modules: ``nasc.instantiate``.
 
 >>> import nasc
->>> net = nasc.instantiate(nasc.load("nas_bench_201", N=1), nasc.load("nas_bench_201", N=1).sample(0))
+>>> space = nasc.load("nas_bench_201", N=1)
+>>> net = nasc.instantiate(space, space.sample(0))
 >>> "import nasc" in net.code
 False
 """

@@ -204,10 +204,10 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        shifted = x[:, :, 1:, 1:]
-        h, w = x.shape[-2:]
-        if h % 2 or w % 2:  # NAS-Bench-201's ConstantPad2d((0, 1, 0, 1)); a no-op when even
-            shifted = F.pad(shifted, (0, w % 2, 0, h % 2))
+        # NAS-Bench-201's ConstantPad2d((0, 1, 0, 1)) before the shift: the stride-2 1x1 conv
+        # never reads the padding on even sizes (the same as DARTS' x[:, :, 1:, 1:] there)
+        # and gives ceil(H / 2) rows on odd ones
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
