@@ -13,12 +13,11 @@ import operator
 import re
 
 import torch
-from torch import fx, nn
-
 from nasc.backends.torch.library import OpCall, OpLibrary, default_library
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import Align, Input, Merge, Op, Output
 from nasc.ir.sym import Sym
+from torch import fx, nn
 
 
 class LoweringError(ValueError):

@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from torch import nn
-
 from nasc.ir.types import TensorType
+from torch import nn
 
 
 @attrs.frozen(kw_only=True)

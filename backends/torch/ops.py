@@ -18,11 +18,16 @@ The batch norms *inside* composite ops learn a scale and shift when ``call.affin
 ``batch_norm`` op follows its own ``affine`` parameter.
 
 Spatial sizes follow the IR's typing: an op with stride ``s`` maps ``H`` to ``ceil(H / s)``.
-Where a reference module only handles even sizes, odd sizes are handled the way
-NAS-Bench-201 does it, which is the same computation on even sizes:
-``FactorizedReduce`` zero-pads its shifted branch by one row and column at the bottom and right
-when ``H`` or ``W`` is odd (NAS-Bench-201's ``ConstantPad2d((0, 1, 0, 1))``), and
-``partial_merge`` max-pools its bypass with ``ceil_mode=True``.
+Where a reference module only handles even sizes, odd sizes are handled in a way that is the
+same computation on even sizes: ``FactorizedReduce`` zero-pads its input by one row and column
+at the bottom and right before the one-pixel shift (NAS-Bench-201's ``ConstantPad2d((0, 1, 0,
+1))``; the stride-2 1x1 conv never reads that padding when the size is even), and
+``partial_merge`` max-pools its bypass with ``ceil_mode=True``. No module branches on a tensor's
+shape or values, so fx can trace through all of them.
+
+Where an op's input has another width than the reference assumes: ``conv_7x1_1x7`` maps
+``C_in -> C_in`` in its (1, 7) conv and ``C_in -> C`` in its (7, 1) conv (the cost model's
+convention; DARTS only uses ``C_in == C``), and ``none`` returns zeros of the output's shape.
 
 Squeeze-and-excitation inside ``mbconv`` (``se=True``) has no reference in MobileNetV2; it is
 torchvision's ``SqueezeExcitation`` as MobileNetV3 places it (after the depthwise conv, 1x1
@@ -172,8 +177,9 @@ class SepConv(nn.Module):
 
 
 class Zero(nn.Module):
-    """DARTS ``Zero``: ``x.mul(0.)``, subsampled by the stride. When the output has a different
-    channel count than the input (``C_out``), zeros of the output's shape."""
+    """DARTS ``Zero``: ``x.mul(0.)``, subsampled by the stride. Given ``C_out`` (an output with
+    another channel count than the input), zeros of the output's shape (NAS-Bench-201's
+    ``Zero`` with ``C_in != C_out``)."""
 
     def __init__(self, stride: int, C_out: int | None = None) -> None:
         super().__init__()
@@ -181,13 +187,14 @@ class Zero(nn.Module):
         self.C_out = C_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.C_out is not None and x.shape[1] != self.C_out:
-            n, _, h, w = x.shape
-            s = self.stride
-            return x.new_zeros(n, self.C_out, -(-h // s), -(-w // s))
-        if self.stride == 1:
-            return x.mul(0.0)
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.C_out is not None:
+            return x.new_zeros(x.size(0), self.C_out, x.size(2), x.size(3))
+        return x.mul(0.0)
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}" + ("" if self.C_out is None else f", C_out={self.C_out}")
 
 
 class FactorizedReduce(nn.Module):
@@ -424,13 +431,10 @@ def _conv_bn_act(call: OpCall) -> nn.Module:
 
 # ---- IR-internal ops (created by passes) ---------------------------------------------------
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """PC-DARTS ``channel_shuffle``: output channel ``j*groups+i`` is input channel
-    ``i*(C/groups)+j``."""
-    batchsize, num_channels, height, width = x.data.size()
-    channels_per_group = num_channels // groups
-    x = x.view(batchsize, groups, channels_per_group, height, width)
-    x = torch.transpose(x, 1, 2).contiguous()
-    return x.view(batchsize, -1, height, width)
+    """PC-DARTS ``channel_shuffle`` (``view(b, groups, c // groups, h, w).transpose(1, 2)
+    .contiguous().view(b, -1, h, w)``, written without unpacking the shape so that fx can trace
+    it): output channel ``j*groups+i`` is input channel ``i*(C/groups)+j``."""
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 class ChannelSlice(nn.Module):
@@ -535,7 +539,7 @@ BUILDERS: dict[str, Callable[[OpCall], nn.Module]] = {
     "linear": lambda c: nn.Linear(c.c_in, _p(c, "out"), bias=bool(_p(c, "bias", True))),
     "upsample": _upsample,
     # darts_ops.nas
-    "none": lambda c: Zero(_p(c, "stride", 1), c.c_out),
+    "none": lambda c: Zero(_p(c, "stride", 1), None if c.c_out == c.c_in else c.c_out),
     "skip_connect": _skip_connect,
     "max_pool_3x3": _pool_3x3("max"),
     "avg_pool_3x3": _pool_3x3("avg"),

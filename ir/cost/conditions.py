@@ -41,13 +41,22 @@ class Conditions:
     """Conditions over independent decisions and their probabilities under ``probs``.
 
     Labels are independent; the picks of one input choice are independent Bernoulli events with
-    the given inclusion probabilities. ``prob`` uses only ``+``, ``-`` and ``*`` on probabilities.
+    the given inclusion probabilities, except that an input choice that must pick all its
+    inputs (``forced``) picks each surely. ``prob`` uses only ``+``, ``-`` and ``*`` on
+    probabilities.
     """
 
-    def __init__(self, options: Mapping[str, tuple[Any, ...]], probs: Mapping[str, Any]):
+    def __init__(
+        self,
+        options: Mapping[str, tuple[Any, ...]],
+        probs: Mapping[str, Any],
+        forced: frozenset[str] = frozenset(),
+    ):
         self.options = options
         self.probs = probs
+        self.forced = forced
         self._memo: dict[Cond, Any] = {}
+        self._summaries: dict[str, Any] = {}
 
     def size(self, v: Var) -> int:
         return 2 if v[1] is not None else len(self.options[v[0]])
@@ -55,9 +64,13 @@ class Conditions:
     # -- building --------------------------------------------------------------------------
     def atom(self, a: Atom) -> Cond:
         if a.test == "has":
-            return self.term({(a.label, a.value): PICKED})
+            return self.picked(a.label, a.value)
         opts = self.options[a.label]
         return self.term({(a.label, None): frozenset(i for i, o in enumerate(opts) if a.holds(o))})
+
+    def picked(self, label: str, j: int) -> Cond:
+        """Input ``j`` of input choice ``label`` is picked."""
+        return TRUE if label in self.forced else self.term({(label, j): PICKED})
 
     def term(self, allowed: Mapping[Var, frozenset[int]]) -> Cond:
         return self.normal([frozenset(allowed.items())])
@@ -76,19 +89,16 @@ class Conditions:
             return b
         if b == TRUE or not a:
             return a
-        return self.normal(t for x in a for y in b if (t := self._conj(x, y)) is not None)
+        return self.normal(t for x in a for y in b if (t := _conj(x, y)) is not None)
 
     def or_(self, a: Cond, b: Cond) -> Cond:
         return self.normal(a | b)
 
-    def _conj(self, t: Term, u: Term) -> Term | None:
-        d = dict(t)
-        for v, s in u:
-            s = d[v] & s if v in d else s
-            if not s:
-                return None
-            d[v] = s
-        return frozenset(d.items())
+    def summarize(self, c: Cond, name: str) -> Cond:
+        """``c`` as one fresh variable with ``P(c)``: small from here on, and exact whenever
+        the probabilities are 0/1; otherwise it treats ``c`` as independent of the rest."""
+        self._summaries[name] = self.prob(c)
+        return self.term({(name, 0): PICKED})
 
     # -- simplifying -----------------------------------------------------------------------
     def normal(self, terms: Iterable[Term]) -> Cond:
@@ -96,34 +106,36 @@ class Conditions:
         variable (``x in A | x in B == x in A|B``) until nothing changes."""
         ts: set[Term] = set()
         for t in terms:
-            if any(not s for _, s in t):
-                continue
-            ts.add(frozenset((v, s) for v, s in t if len(s) < self.size(v)))
+            if all(s for _, s in t):
+                ts.add(frozenset((v, s) for v, s in t if len(s) < self.size(v)))
         while True:
             ts = _absorb(ts)
-            merged = self._merge_once(ts)
-            if merged is None:
+            merged = self._merge(ts)
+            if merged == ts:
                 return frozenset(ts)
             ts = merged
 
-    def _merge_once(self, ts: set[Term]) -> set[Term] | None:
-        seen: dict[tuple[Var, Term], Term] = {}
-        for t in sorted(ts, key=_term_key):
+    def _merge(self, ts: set[Term]) -> set[Term]:
+        """One pass of ``(r & x in A) | (r & x in B) -> r & x in A|B``."""
+        groups: dict[tuple[Var, Term], list[Term]] = {}
+        for t in ts:
             for v, s in t:
-                rest = t - {(v, s)}
-                other = seen.setdefault((v, rest), t)
-                if other is not t:
-                    union = s | dict(other)[v]
-                    new = rest if len(union) == self.size(v) else rest | {(v, union)}
-                    return (ts - {t, other}) | {new}
-        return None
+                groups.setdefault((v, t - {(v, s)}), []).append(t)
+        out = set(ts)
+        for (v, rest), members in groups.items():
+            if len(members) < 2 or not all(t in out for t in members):
+                continue
+            union = frozenset().union(*(dict(t)[v] for t in members))
+            out -= set(members)
+            out.add(rest if len(union) == self.size(v) else rest | {(v, union)})
+        return out
 
     # -- probability -----------------------------------------------------------------------
     def mass(self, v: Var, values: frozenset[int]) -> Any:
         label, j = v
         if j is None:
             return sum(self.probs[label][i] for i in sorted(values))
-        p = self.probs[label][j]
+        p = self._summaries[label] if label in self._summaries else self.probs[label][j]
         return p if values == PICKED else 1 - p
 
     def prob(self, c: Cond) -> Any:
@@ -167,6 +179,16 @@ class Conditions:
             elif value in d[var]:
                 out.append(t - {(var, d[var])})
         return self.normal(out)
+
+
+def _conj(t: Term, u: Term) -> Term | None:
+    d = dict(t)
+    for v, s in u:
+        s = d[v] & s if v in d else s
+        if not s:
+            return None
+        d[v] = s
+    return frozenset(d.items())
 
 
 def _term_key(t: Term) -> list:

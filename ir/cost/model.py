@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
-from nasc.ir.cost.conditions import FALSE, PICKED, TRUE, Cond, Conditions, Var
+from nasc.ir.cost.conditions import FALSE, TRUE, Cond, Conditions, Var
 from nasc.ir.cost.stdlib import DEFAULT
 from nasc.ir.cost.table import KINDS, CostError, CostTable, OpCall
 from nasc.ir.graph import Graph
@@ -30,6 +30,8 @@ from nasc.ir.types import Layout, TensorType
 
 #: Most joint assignments of value choices one node's cost may depend on.
 MAX_ASSIGNMENTS = 4096
+#: Largest liveness condition (DNF terms) kept exactly; larger ones are summarized.
+MAX_TERMS = 32
 
 
 # ---- costing one node ----------------------------------------------------------------------
@@ -196,13 +198,17 @@ def _edge(cs: Conditions, user: Node, slot: int) -> Cond:
     if isinstance(user, OpChoice | RepeatChoice):
         return cs.term({(user.label, None): frozenset({slot})})
     if isinstance(user, InputChoice):
-        return cs.term({(user.label, slot): PICKED})
+        return cs.picked(user.label, slot)
     return TRUE
 
 
 def _liveness(g: Graph, cs: Conditions) -> dict[int, Cond]:
     """Node id → when the node is in the resolved network: its guard holds and an output uses
-    it through taken edges (``live(n) = guard(n) & OR_(u, slot) edge(u, slot) & live(u)``)."""
+    it through taken edges (``live(n) = guard(n) & OR_(u, slot) edge(u, slot) & live(u)``).
+
+    A condition of more than :data:`MAX_TERMS` terms (many paths to the outputs over many
+    decisions) is summarized as one variable: exact for 0/1 probabilities, an independence
+    approximation otherwise."""
     live: dict[int, Cond] = {}
     for nid in reversed(g.topo_order()):
         rec = g[nid]
@@ -214,6 +220,8 @@ def _liveness(g: Graph, cs: Conditions) -> dict[int, Cond]:
         for _, user, slot in sorted(g.nx.out_edges(nid, data="slot")):
             used = cs.or_(used, cs.and_(_edge(cs, g[user], slot), live[user]))
         live[nid] = cs.and_(guard, used)
+        if len(live[nid]) > MAX_TERMS:
+            live[nid] = cs.summarize(live[nid], f"<live %{nid}>")
     return live
 
 
@@ -223,10 +231,10 @@ def _merges(cs: Conditions, rec: InputChoice) -> Cond:
         return TRUE
     if rec.k_max < 2:
         return FALSE
-    pairs = itertools.combinations(range(rec.n), 2)
-    return cs.normal(
-        frozenset({((rec.label, i), PICKED), ((rec.label, j), PICKED)}) for i, j in pairs
-    )
+    out = FALSE
+    for i, j in itertools.combinations(range(rec.n), 2):
+        out = cs.or_(out, cs.and_(cs.picked(rec.label, i), cs.picked(rec.label, j)))
+    return out
 
 
 def _assignments(
@@ -307,7 +315,8 @@ def expected_cost(
 
 
 def _expected(g: Graph, setup: _Setup, options, probs) -> Any:
-    cs = Conditions(options, probs)
+    forced = {r.label for r in g if isinstance(r, InputChoice) and r.k_min == r.n}
+    cs = Conditions(options, probs, frozenset(forced))
     live = _liveness(g, cs)
     total: Any = 0
     for rec in g:

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from reference import NetworkCIFAR, TinyNetwork, n_params
 
 import nasc
-from reference import NetworkCIFAR, TinyNetwork, n_params
 
 
 def _genotype(arch) -> dict:

@@ -140,28 +140,10 @@ def _parse_or_error(data: str | bytes) -> None:
     assert space.count() >= 1
 
 
-def _known_format_bug(module: ast.Module) -> bool:
-    """Known formatter bugs, pinned by xfail tests below: strings that are not templates
-    (import paths, require messages) with braces in them get their braces doubled
-    (test_format_keeps_braces_of_plain_strings), and an empty require message is dropped
-    (test_format_keeps_an_empty_require_message)."""
-    for item in module.items:
-        if isinstance(item, ast.Import) and item.is_path and re.search(r"[{}]", item.module):
-            return True
-        if isinstance(item, ast.OpDecl) and any(
-            r.message is not None and (r.message == "" or re.search(r"[{}]", r.message))
-            for r in item.requires
-        ):
-            return True
-    return False
-
-
 def _round_trip(text: str | bytes) -> None:
     try:
         module = parse_module(text)
     except nasc.NasError:
-        return
-    if _known_format_bug(module):
         return
     once = format_module(module)
     again = parse_module(once, "<formatted>")
@@ -189,7 +171,8 @@ def _round_trip(text: str | bytes) -> None:
 @example("let a = -1 .. 2")
 @example("let a = (1..2)..3")
 @example('let a = pick (1..2) of xs @"p"')
-@example(' op  x  (  x  )  ->  x  (  )  require  0  ,  "" ')  # the empty message, filtered
+@example(' op  x  (  x  )  ->  x  (  )  require  0  ,  "" ')  # empty message, was dropped
+@example(' import  "{i}" ')  # braces of a plain string, were doubled
 def test_grammar_programs(text):
     """A Space or a NasError, and the formatter round-trips whatever parses."""
     _parse_or_error(text)
@@ -304,24 +287,13 @@ def test_token_soup_gives_a_space_or_a_nas_error(tokens, seps):
 
 
 # ---- pinned failures ------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="format_module doubles '{'/'}' in strings that are not "
-                   "templates (import paths, require messages), changing their meaning")
 @pytest.mark.parametrize("text", [
-    'import "a{b}.nas"\n',
+    'import "a{b}.nas"\n',  # braces in strings that are not templates used to be doubled
     'op f(x: image) -> like(x) require true, "keep {x} as is"\n',
+    'op f(x: image) -> like(x) require true, ""\n',  # an empty message used to be dropped
 ])
-def test_format_keeps_braces_of_plain_strings(text):
-    once = format_module(parse_module(text))
-    assert once == text
-    assert format_module(parse_module(once)) == once
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="format_module drops an empty require message ('if r.message'), so "
-                   "'require c, \"\"' comes back as 'require c' with message None")
-def test_format_keeps_an_empty_require_message():
-    text = 'op f(x: image) -> like(x) require true, ""\n'
+def test_format_keeps_plain_strings(text):
     module = parse_module(text)
-    assert module.items[0].requires[0].message == ""
-    assert format_module(module) == text
+    once = format_module(module)
+    assert once == text
+    assert _strip(parse_module(once)) == _strip(module)

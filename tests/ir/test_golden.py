@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-import nasc
 from nasc.ir.passes import cse, insert_alignment, partial_channels, relax
 from nasc.ir.printer import print_graph
+
+import nasc
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
