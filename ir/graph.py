@@ -79,10 +79,11 @@ class Graph:
         g._order = self._order
         return g
 
-    def renumbered(self) -> Graph:
-        """A copy whose ids are 0..n-1 in topological order (canonical names for printing)."""
+    def renumbered(self, mapping: dict[int, int] | None = None) -> Graph:
+        """A copy whose ids are 0..n-1 in topological order (canonical names for printing);
+        ``mapping``, when given, receives ``old id -> new id``."""
         g = Graph()
-        new: dict[int, int] = {}
+        new: dict[int, int] = {} if mapping is None else mapping
         for old in self.topo_order():
             rec = attrs.evolve(self[old], id=g._next)
             new[old] = g._next

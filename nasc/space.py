@@ -28,21 +28,16 @@ from nasc.dsl.modules import Loader, ModuleEnv
 from nasc.dsl.parser import parse_module
 from nasc.dsl.values import OpValue
 from nasc.ir import decisions as dec
-from nasc.ir.dead import remove_dead
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
     Align,
     Input,
-    InputChoice,
     Merge,
     Op,
-    OpChoice,
     Output,
-    RepeatChoice,
-    ValueChoice,
 )
 from nasc.ir.printer import print_graph
-from nasc.ir.sym import evaluate
+from nasc.ir.resolve import resolve_graph
 from nasc.ir.verify import verify
 
 Choice = dec.LabelSpec
@@ -343,49 +338,6 @@ def _find_op(env: ModuleEnv, loader: Loader, name: str, ops) -> ast.OpDecl:
 
 
 # ---- resolving -----------------------------------------------------------------------------
-def resolve_graph(g: Graph, decisions: Mapping[str, Any]) -> Graph:
-    """The choice-free graph selected by canonical ``decisions``."""
-    values = {lab: d for lab, d in decisions.items()}
-    out = Graph()
-    alias: dict[int, int] = {}
-    for rec in g:
-        if not rec.guard.holds(decisions):
-            continue
-        ins = g.inputs(rec.id)
-        if isinstance(rec, ValueChoice):
-            continue
-        if isinstance(rec, OpChoice):
-            alias[rec.id] = alias[ins[rec.options.index(decisions[rec.label])]]
-            continue
-        if isinstance(rec, RepeatChoice):
-            alias[rec.id] = alias[ins[rec.depths.index(decisions[rec.label])]]
-            continue
-        ty = _eval_type(rec.type, values)
-        if isinstance(rec, InputChoice):
-            picked = [alias[ins[j]] for j in decisions[rec.label]]
-            if len(picked) == 1:
-                alias[rec.id] = picked[0]
-            else:
-                alias[rec.id] = out.add(Merge, picked, type=ty, mode=rec.merge, loc=rec.loc)
-            continue
-        fields = {f.name: getattr(rec, f.name) for f in attrs.fields(type(rec))}
-        fields.pop("id")
-        fields.update(type=ty, guard=dec.Guard.TRUE)
-        if isinstance(rec, Op):
-            fields["params"] = tuple((k, evaluate(v, values)) for k, v in rec.params)
-        alias[rec.id] = out.add(type(rec), [alias[i] for i in ins], **fields)
-    remove_dead(out)
-    return out.renumbered()
-
-
-def _eval_type(ty, values):
-    if ty is None:
-        return None
-    return attrs.evolve(
-        ty, channels=evaluate(ty.channels, values), stride=evaluate(ty.stride, values)
-    )
-
-
 def _flat_nas(space: Space) -> str:
     """A choice-free space as a flat program: its op declarations and one line per node."""
     g = space.graph

@@ -15,10 +15,10 @@ from nasc.ir.passes import (
 )
 from nasc.ir.passes.relax import ZERO
 from nasc.ir.printer import format_node
+from nasc.ir.resolve import resolve_graph
 from nasc.ir.verify import verify
 
 import nasc
-from nasc.space import resolve_graph
 from nasc.testing import architectures, pipelines, spaces
 
 HIGH, LOW = 12.0, 0.0
