@@ -203,6 +203,31 @@ def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]
     return comments
 
 
+def _innermost_unclosed(text: str) -> tuple[str, int, int] | None:
+    """The innermost bracket still open at the end of ``text`` (strings and comments aside)."""
+    stack: list[tuple[str, int, int]] = []
+    line, col, in_str, in_comment, prev = 1, 0, False, False, ""
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, in_str, in_comment = line + 1, 0, False, False
+        elif in_comment:
+            pass
+        elif in_str:
+            if ch == '"' and prev != "\\":
+                in_str = False
+        elif ch == "#":
+            in_comment = True
+        elif ch == '"':
+            in_str = True
+        elif ch in "([{":
+            stack.append((ch, line, col))
+        elif ch in ")]}" and stack:
+            stack.pop()
+        prev = "" if prev == "\\" else ch
+    return stack[-1] if stack else None
+
+
 def _check_depth(node: Any, sources: Sources) -> None:
     stack = [(node, 0)]
     while stack:
@@ -232,11 +257,21 @@ def _children(x: Any) -> list[Any]:
 
 def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, file: str, sources: Sources):
     line, col = max(getattr(e, "line", 1) or 1, 1), max(getattr(e, "column", 1) or 1, 1)
-    if isinstance(e, lark.exceptions.UnexpectedEOF) or (
+    at_end = isinstance(e, lark.exceptions.UnexpectedEOF) or (
         isinstance(e, lark.exceptions.UnexpectedToken) and e.token.type == "$END"
-    ):
+    )
+    if at_end:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
+        opened = _innermost_unclosed(text)
+        if opened is not None:
+            ch, oline, ocol = opened
+            return sources.error(
+                f"unclosed {ch!r}: the file ends before its closing "
+                f"{ {'{': '}', '(': ')', '[': ']'}[ch]!r}",
+                _loc(file, line, col),
+                [sources.note(_loc(file, oline, ocol), "opened here")],
+            )
     message = _table_message(e)
     if message is None:
         message = _generic_message(e)

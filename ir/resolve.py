@@ -46,6 +46,14 @@ def resolve_graph(
         if not rec.guard.holds(decisions) or isinstance(rec, ValueChoice):
             continue
         ins = g.inputs(rec.id)
+        if isinstance(rec, Mixture) and _is_zero(rec, decisions[rec.label]):
+            src = zero_source(g, rec)
+            stride = rec.type.stride // g[src].type.stride
+            alias[rec.id] = out.add(
+                Op, [alias[src]], type=_eval_type(rec.type, decisions), op="none",
+                params=(("C", rec.type.channels), ("stride", stride)), loc=rec.loc)
+            source[alias[rec.id]] = rec.id
+            continue
         if isinstance(rec, OpChoice | RepeatChoice | Mixture):
             alias[rec.id] = alias[ins[_slot(rec, decisions[rec.label])]]
             continue
@@ -71,6 +79,23 @@ def resolve_graph(
     if provenance is not None:
         provenance.update({renumber[old]: src for old, src in source.items() if old in renumber})
     return final
+
+
+def _is_zero(rec: Mixture, decision: Any) -> bool:
+    return decision in rec.options and not rec.computed[rec.options.index(decision)]
+
+
+def zero_source(g: Graph, rec: Mixture) -> int:
+    """The tensor a mixture's candidates read, which its zero candidate zeroes."""
+    from nasc.ir.passes.sample import _candidate_region
+
+    _, sources = _candidate_region(g, rec)
+    concrete = [s for s in sources if isinstance(g[s].type.stride, int)]
+    if not concrete:
+        raise ResolveError(f"{rec.label!r}: the zero candidate has no input to take its shape from")
+    # candidates may share computed parts with other edges (after CSE): the edge's own input
+    # is the one at the finest resolution
+    return min(concrete, key=lambda s: (g[s].type.stride, s))
 
 
 def _slot(rec: OpChoice | RepeatChoice | Mixture, decision: Any) -> int:

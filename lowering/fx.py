@@ -40,8 +40,12 @@ def lower(
     affine: bool = True,
     search: bool = False,
     name: str = "Network",
+    module_names: dict[int, str] | None = None,
 ) -> fx.GraphModule:
-    """The discrete network of a choice-free, aligned graph ``g`` as an fx ``GraphModule``."""
+    """The discrete network of a choice-free, aligned graph ``g`` as an fx ``GraphModule``.
+
+    ``module_names``, when given, receives ``IR node id -> submodule name`` for every op.
+    """
     library = library or default_library()
     if g.choice_nodes() or g.relaxed_nodes():
         raise LoweringError("the graph still has choices; resolve an architecture first")
@@ -68,6 +72,8 @@ def lower(
             except KeyError as e:
                 raise LoweringError(str(e.args[0])) from None
             mname = _module_name(rec, used)
+            if module_names is not None:
+                module_names[rec.id] = mname
             root.add_module(mname, module)
             env[rec.id] = graph.call_module(mname, tuple(ins))
         elif isinstance(rec, Merge):

@@ -17,10 +17,10 @@ from nasc.space import Choice, OpSpec, Space, declare_op, load, parse
 
 def __getattr__(name: str):
     # the PyTorch-facing API imports torch only when first used
-    if name == "instantiate":
-        from nasc.build import instantiate
+    if name in ("instantiate", "compile", "METHODS"):
+        from nasc import build
 
-        return instantiate
+        return getattr(build, name)
     raise AttributeError(f"module 'nasc' has no attribute {name!r}")
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "NascError",
     "OpSpec",
     "Space",
+    "compile",
     "declare_op",
     "instantiate",
     "load",

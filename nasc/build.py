@@ -25,14 +25,20 @@ from nasc.space import Space
 def instantiate(
     space: Space,
     arch: Mapping[str, Any] | Architecture | None = None,
+    weights: Any = None,
     *,
     library: OpLibrary | None = None,
     alignment: str = "dcnas",
 ) -> fx.GraphModule:
     """The discrete network of ``arch`` (or of a choice-free ``space``) as an fx GraphModule.
 
-    Align nodes are lowered with their policy (``alignment`` when they name none).
+    Align nodes are lowered with their policy (``alignment`` when they name none). With
+    ``weights=supernet`` the network is the supernet's own graph resolved under ``arch``, built
+    with the supernet's settings and inheriting the chosen paths' weights, so it computes
+    exactly what ``supernet.fix(arch)`` computes.
     """
+    if weights is not None:
+        return _inherit(space, arch, weights, library)
     if arch is None:
         if space.specs:
             raise NasError(f"space {space.name!r} has choices; give an architecture")
@@ -41,3 +47,119 @@ def instantiate(
         resolved = space.resolve(arch)
     g = insert_alignment(resolved.graph, policy=alignment)
     return lower(g, library=library, name=space.name)
+
+
+def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx.GraphModule:
+    from nasc.backends.torch.library import default_library
+    from nasc.backends.torch.supernet import Supernet
+    from nasc.ir.nodes import Op
+    from nasc.ir.resolve import resolve_graph
+
+    if not isinstance(supernet, Supernet):
+        raise TypeError("weights= takes a supernet made by nasc.compile")
+    if arch is None:
+        raise NasError("weights= needs the architecture to take from the supernet")
+    decisions = dict(space.canonical(arch))
+    provenance: dict[int, int] = {}
+    g = resolve_graph(supernet.graph, decisions, provenance=provenance)
+    names: dict[int, str] = {}
+    net = lower(g, library=library or default_library(), affine=supernet.affine,
+                search=supernet.search, name=space.name, module_names=names)
+    for rec in g.nodes_of(Op):
+        key = str(provenance[rec.id])
+        if key in supernet.ops:  # (a chosen zero candidate has no module, and no weights)
+            getattr(net, names[rec.id]).load_state_dict(supernet.ops[key].state_dict())
+    return net
+
+
+#: Each method's recipe: the passes it runs and their settings (overridable by options).
+METHODS: dict[str, dict[str, Any]] = {
+    # DARTS (Liu et al., 2019): softmax mixtures with a zero op, affine-free BN in the cells.
+    "darts": {"weighting": "softmax", "zero": True, "edge_weights": None},
+    # PC-DARTS (Xu et al., 2020): partial channels 1/4 with shuffle, edge normalisation beta.
+    "pc-darts": {"weighting": "softmax", "zero": True, "edge_weights": "inputs",
+                 "partial_channels": 4},
+    # GDAS (Dong & Yang, 2019): hard Gumbel-softmax, straight-through.
+    "gdas": {"weighting": "gumbel", "hard": True, "tau": 10.0, "zero": True,
+             "edge_weights": None},
+    # SNAS (Xie et al., 2019): soft Gumbel-softmax with an annealed temperature.
+    "snas": {"weighting": "gumbel", "hard": False, "tau": 1.0, "zero": True,
+             "edge_weights": None},
+    # SPOS (Guo et al., 2020): uniform single-path sampling.
+    "spos": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
+             "sampling": "uniform", "paths": 1},
+    # ProxylessNAS (Cai et al., 2019): binary gates, 1 path per weight step, 2 per arch step.
+    "proxyless": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
+                  "sampling": "binary_gate", "paths": 1},
+    # DenseNAS (Fang et al., 2020): beta over each block's outgoing edges (eq. 3-4), one
+    # path per layer sampled from the operation weights during weight training (§3.3.3).
+    "densenas": {"weighting": "softmax", "zero": False, "edge_weights": "outgoing",
+                 "sampling": "multinomial", "paths": 1},
+    # DCNAS (Zhang et al., 2021): beta over a module's inputs with n sampled (eq. 3-6),
+    # partial channels 1/4 with a fixed mask and no edge normalisation (eq. 7).
+    "dcnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs", "inputs": 2,
+              "tau": 5.0, "partial_channels": 4, "fixed_mask": True},
+}
+
+_OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
+            "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine"}
+
+
+def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=...)
+    space: Space,
+    method: str = "darts",
+    *,
+    library: OpLibrary | None = None,
+    passes: list | None = None,
+    **options: Any,
+):
+    """A supernet of ``space`` following a paper's recipe (``METHODS``), options overriding it.
+
+    Options: ``weighting`` (softmax|gumbel), ``tau``, ``hard``, ``zero``, ``edge_weights``
+    (None|inputs|outgoing), ``partial_channels=K``, ``fixed_mask``, ``sampling``
+    (uniform|binary_gate|multinomial), ``paths=n``, ``inputs=n`` (sampled inputs per input
+    choice), ``alignment`` (default policy for align nodes), ``seed`` (initial architecture
+    parameters), ``affine`` (BN inside cells; DARTS-family methods default to False).
+    ``passes=[...]`` replaces the pipeline with registered passes or ``Pass`` objects.
+    """
+    import torch
+
+    from nasc.backends.torch.library import default_library
+    from nasc.backends.torch.supernet import Supernet
+    from nasc.ir.passes import PassManager, registered
+
+    if method not in METHODS:
+        raise NasError(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        known = ", ".join(sorted(_OPTIONS))
+        raise NasError(f"unknown option {sorted(unknown)[0]!r}; known: {known}")
+    cfg = {**METHODS[method], **options}
+    darts_family = method in ("darts", "pc-darts", "gdas", "snas")
+    if passes is None:
+        pipeline = [
+            registered("insert_alignment", policy=cfg.get("alignment", "dcnas")),
+            registered("relax", weighting=cfg["weighting"], tau=cfg.get("tau", 1.0),
+                       hard=cfg.get("hard", False), zero=cfg["zero"],
+                       edge_weights=cfg["edge_weights"]),
+        ]
+        if cfg.get("partial_channels", 1) > 1:  # before CSE: each mixture slices its input
+            pipeline.append(registered("partial_channels", k=cfg["partial_channels"],
+                                       fixed=cfg.get("fixed_mask", False)))
+        pipeline.append(registered("cse"))
+        if cfg.get("sampling") or cfg.get("inputs"):
+            pipeline.append(registered("sample", ops=cfg.get("sampling"),
+                                       paths=cfg.get("paths", 1), inputs=cfg.get("inputs", 0),
+                                       tau=cfg.get("tau", 1.0)))
+    else:
+        pipeline = [registered(p) if isinstance(p, str) else p for p in passes]
+        if not any(getattr(p, "name", "") == "insert_alignment" for p in pipeline):
+            pipeline.insert(0, registered("insert_alignment"))
+    g = PassManager(pipeline).run(space.graph)
+    if "seed" in cfg:
+        torch.manual_seed(cfg["seed"])
+    net = Supernet(g, library or default_library(), affine=cfg.get("affine", not darts_family),
+                   search=darts_family, name=space.name)
+    net.method = method
+    net.space = space
+    return net

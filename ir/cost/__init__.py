@@ -12,6 +12,11 @@ Three costs of a network, read off the IR alone (nothing here imports torch):
   ops, merges, aligns; an output node is its input and is not counted again). Elements, not
   bytes, unless ``bytes_per_element`` says otherwise.
 
+Each op's cost comes from a :class:`CostTable` (:data:`DEFAULT` covers the stdlib ops; extend it
+for your own with :meth:`CostTable.with_op` and pass ``table=``). An ``Align`` node costs the ops
+``insert_alignment`` lowers it to. Only nodes an output depends on count, as in
+``Space.resolve``.
+
 A tensor with stride ``s`` (relative to the network input, see :class:`TensorType`) is
 ``ceil(H / s) x ceil(W / s)``, the size a "same"-padded PyTorch conv gives. Vectors are 1 x 1.
 
@@ -23,6 +28,10 @@ by block ``j`` with probability ``p_ji``; eq. 7, ``latency = sum_l latency_l``. 
 ``E[cost] = sum_n P(node n is in the network) * cost(n)``, where ``P`` comes from the node's
 guard and its uses (see :func:`expected_cost`). :func:`unit_cost` is HR-NAS (Ding et al.)
 eq. 6: ``Delta = O(n') - O(n' - 1)``, the cost of one more channel or token of a value choice.
+
+Modules: ``table`` (:class:`OpCall`, layers, :class:`OpCost`, :class:`CostTable`), ``stdlib``
+(the stdlib ops' models, :data:`DEFAULT`), ``conditions`` (DNFs over decisions and their
+probabilities), ``model`` (costing graphs).
 
 >>> import nasc
 >>> g = nasc.parse('''

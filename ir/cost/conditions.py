@@ -56,6 +56,7 @@ class Conditions:
         self.probs = probs
         self.forced = forced
         self._memo: dict[Cond, Any] = {}
+        self._guards: dict[Guard, Cond] = {}
         self._summaries: dict[str, Any] = {}
 
     def size(self, v: Var) -> int:
@@ -76,13 +77,15 @@ class Conditions:
         return self.normal([frozenset(allowed.items())])
 
     def of_guard(self, guard: Guard) -> Cond:
-        out = FALSE
-        for t in guard.terms:
-            c = TRUE
-            for a in sorted(t):
-                c = self.and_(c, self.atom(a))
-            out = self.or_(out, c)
-        return out
+        if guard not in self._guards:
+            out = FALSE
+            for t in guard.terms:
+                c = TRUE
+                for a in sorted(t):
+                    c = self.and_(c, self.atom(a))
+                out = self.or_(out, c)
+            self._guards[guard] = out
+        return self._guards[guard]
 
     def and_(self, a: Cond, b: Cond) -> Cond:
         if a == TRUE or not b:

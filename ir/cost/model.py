@@ -53,46 +53,58 @@ def _setup(kind: str, input_size: Any, table: CostTable, bn_affine: bool, bpe: i
     return _Setup(kind=kind, hw=hw, table=table, bn_affine=bn_affine, bytes_per_element=bpe)
 
 
-def _concrete(ty: TensorType, env: Mapping[str, Any]) -> tuple[int, int, Layout]:
-    return evaluate(ty.channels, env), evaluate(ty.stride, env), ty.layout
+def _concrete(ty: TensorType, env: Mapping[str, Any]) -> TensorType:
+    """``ty`` with its symbols evaluated (``KeyError`` for an undecided value choice)."""
+    return attrs.evolve(ty, channels=evaluate(ty.channels, env), stride=evaluate(ty.stride, env))
 
 
-def _spatial(stride: int, layout: Layout, hw: tuple[int, int]) -> tuple[int, int]:
-    if layout is Layout.VECTOR:
+def _spatial(ty: TensorType, hw: tuple[int, int]) -> tuple[int, int]:
+    if ty.layout is Layout.VECTOR:
         return (1, 1)
-    return (-(-hw[0] // stride), -(-hw[1] // stride))
+    return (-(-hw[0] // ty.stride), -(-hw[1] // ty.stride))
 
 
-def _elements(ty: TensorType, env: Mapping[str, Any], hw: tuple[int, int]) -> int:
-    c, s, layout = _concrete(ty, env)
-    h, w = _spatial(s, layout, hw)
-    return c * h * w
+def _elements(ty: TensorType, hw: tuple[int, int]) -> int:
+    h, w = _spatial(ty, hw)
+    return ty.channels * h * w
 
 
-def _op_call(g: Graph, rec: Node, name: str, params: tuple, env, setup: _Setup) -> OpCall:
-    ins = [_concrete(g[i].type, env) for i in g.inputs(rec.id)]
-    c_out, s_out, layout = _concrete(rec.type, env)
-    return OpCall(
-        op=name,
-        params=tuple((k, evaluate(v, env)) for k, v in params),
-        in_channels=tuple(c for c, _, _ in ins),
-        in_hw=tuple(_spatial(s, lay, setup.hw) for _, s, lay in ins),
-        out_channels=c_out,
-        out_hw=_spatial(s_out, layout, setup.hw),
-        bn_affine=setup.bn_affine,
-    )
-
-
-def _table_cost(g: Graph, rec: Node, env: Mapping[str, Any], setup: _Setup) -> int:
-    if isinstance(rec, Op):
-        name, params = rec.op, rec.params
-    else:
-        name, params = "align", (("policy", rec.policy),)
+def _call_cost(
+    name: str, params: tuple, ins: list[TensorType], out: TensorType, setup: _Setup
+) -> int:
+    """The table's ``setup.kind`` cost of op ``name`` from ``ins`` to ``out`` (concrete)."""
     fn = setup.table[name].fn(setup.kind)
     if fn is None:
         raise CostError(f"op {name!r} has no {setup.kind!r} cost in this table")
-    value = fn(_op_call(g, rec, name, params, env, setup))
+    call = OpCall(
+        op=name,
+        params=params,
+        in_channels=tuple(t.channels for t in ins),
+        in_hw=tuple(_spatial(t, setup.hw) for t in ins),
+        out_channels=out.channels,
+        out_hw=_spatial(out, setup.hw),
+        bn_affine=setup.bn_affine,
+    )
+    value = fn(call)
     return value * setup.bytes_per_element if setup.kind == "memory" else value
+
+
+def _align_cost(rec: Align, src: TensorType, out: TensorType, setup: _Setup) -> int:
+    """An ``Align`` costs what ``insert_alignment`` lowers it to: the ops of its policy (the
+    pass's default ``"dcnas"`` when it names none), unless the table has an ``"align"`` op."""
+    if "align" in setup.table:
+        return _call_cost("align", (("policy", rec.policy),), [src], out, setup)
+    from nasc.ir.passes.align import POLICIES  # lazily: passes may come to use costs
+
+    policy = rec.policy or "dcnas"
+    steps = POLICIES[policy](src, out) if policy in POLICIES else None
+    if steps is None:
+        raise CostError(f"align %{rec.id}: policy {policy!r} cannot align {src} to {out}")
+    total, prev = 0, src
+    for op, params, ty in steps:
+        total += _call_cost(op, params, [prev], ty, setup)
+        prev = ty
+    return total
 
 
 def _node_cost(g: Graph, rec: Node, env: Mapping[str, Any], setup: _Setup) -> int:
@@ -100,16 +112,23 @@ def _node_cost(g: Graph, rec: Node, env: Mapping[str, Any], setup: _Setup) -> in
 
     An ``InputChoice`` is costed as the merge it resolves to (only when it picks two or more).
     """
-    try:
-        if isinstance(rec, Op | Align):
-            return _table_cost(g, rec, env, setup)
-        if isinstance(rec, Input | Merge | InputChoice) and setup.kind == "memory":
-            return _elements(rec.type, env, setup.hw) * setup.bytes_per_element
+    if rec.type is None:
         return 0
+    try:
+        ins = [_concrete(g[i].type, env) for i in g.inputs(rec.id)]
+        out = _concrete(rec.type, env)
+        params = tuple((k, evaluate(v, env)) for k, v in getattr(rec, "params", ()))
     except KeyError as e:
         raise CostError(
             f"node %{rec.id} depends on value choice {e.args[0]!r}; use expected_cost"
         ) from None
+    if isinstance(rec, Op):
+        return _call_cost(rec.op, params, ins, out, setup)
+    if isinstance(rec, Align):
+        return _align_cost(rec, ins[0], out, setup)
+    if isinstance(rec, Input | Merge | InputChoice) and setup.kind == "memory":
+        return _elements(out, setup.hw) * setup.bytes_per_element
+    return 0
 
 
 def _graph_of(graph: Graph | Any) -> Graph:
@@ -292,8 +311,11 @@ def expected_cost(
 
     ``probs[label]`` is a sequence aligned with the label's options: probabilities of its
     options for op, value and repeat choices (summing to 1), and for an input choice the
-    inclusion probability of each input (picks independent). Every label needs one, active or
-    not (:func:`one_hot` fills inactive ones).
+    inclusion probability of each input. Every label needs one, active or not (:func:`one_hot`
+    fills inactive ones). Labels are independent, and so are the picks of one input choice
+    (exact for one ``has`` atom; an event over several picks of one choice, such as "some
+    input is picked", is computed as if ``k_min``/``k_max`` did not bind), except that an input
+    choice that must pick all its inputs (``k_min == n``) picks each surely.
 
     ``E = sum_n P(n in network) * cost(n)`` (DenseNAS eq. 5–7), over op nodes, merges and, for
     memory, inputs and input choices that merge two or more picks. A node is in the network
@@ -305,7 +327,15 @@ def expected_cost(
 
     Only ``+``, ``-`` and ``*`` touch the probabilities, so torch tensors give a differentiable
     result; with 0/1 integers (:func:`one_hot`) the result is the exact cost of that
-    architecture.
+    architecture, and with :class:`~fractions.Fraction` s an exact expectation. A liveness
+    condition of more than :data:`MAX_TERMS` terms is summarized (see ``_liveness``), which
+    keeps 0/1 results exact and makes soft ones an independence approximation.
+
+    >>> import nasc
+    >>> space = nasc.load("nas_bench_201")
+    >>> arch = {lab: "nor_conv_3x3" for lab in space.specs}
+    >>> expected_cost(space.graph, "params", one_hot(space.graph, arch))
+    1531546
     """
     g = _graph_of(graph)
     setup = _setup(kind, input_size, table, bn_affine, bytes_per_element)
@@ -349,12 +379,10 @@ def one_hot(graph: Graph, arch: Mapping[str, Any]) -> dict[str, tuple[int, ...]]
             out[rec.label] = tuple(int(j in picked) for j in opts)
         else:
             d = arch.get(rec.label, opts[0])
-            hit = next(
-                i
-                for i, o in enumerate(opts)
-                if o == d and isinstance(o, bool) == isinstance(d, bool)
-            )
-            out[rec.label] = tuple(int(i == hit) for i in range(len(opts)))
+            same = [i for i, o in enumerate(opts) if o == d and type(o) is type(d)]
+            if not same:
+                raise CostError(f"{rec.label!r}: {d!r} is not one of {list(opts)}")
+            out[rec.label] = tuple(int(i == same[0]) for i in range(len(opts)))
     return out
 
 

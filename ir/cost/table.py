@@ -165,6 +165,7 @@ class OpCost:
 class CostTable:
     """Op name → :class:`OpCost`. Immutable: extending gives a new table.
 
+    >>> from nasc.ir.cost import DEFAULT
     >>> mine = DEFAULT.with_op("my_op", params=lambda c: 4 * c.c_in, macs=lambda c: 0)
     >>> "my_op" in mine, "my_op" in DEFAULT
     (True, False)

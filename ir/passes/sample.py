@@ -150,20 +150,22 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
     if k < 1:
         raise PassError("partial_channels: k must be at least 1")
     out = g.copy()
-    for rec in g.nodes_of(Mixture):
-        region, sources = _candidate_region(g, rec)
+    for mid in [r.id for r in g.nodes_of(Mixture)]:
+        # read `out`: earlier mixtures' users already read their partial merge
+        rec = out[mid]
+        region, sources = _candidate_region(out, rec)
         if len(sources) != 1:
             continue
         (x,) = sources
-        xt = g[x].type
-        widths = [g[nid].type.channels for nid in [x, *region, rec.id]]
+        xt = out[x].type
+        widths = [out[nid].type.channels for nid in [x, *region, rec.id]]
         if not all(isinstance(ch, int) for ch in widths):
             continue  # a value choice decides a width here: no fixed slice exists
         for nid in [x, *region, rec.id]:
-            ch = g[nid].type.channels
+            ch = out[nid].type.channels
             if ch % k:
                 raise PassError(
-                    f"{rec.loc}: partial channels 1/{k} of {g[nid].type} at %{nid} "
+                    f"{rec.loc}: partial channels 1/{k} of {out[nid].type} at %{nid} "
                     "(channels must divide)"
                 )
         sl = out.add(
@@ -176,15 +178,15 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
             loc=rec.loc,
         )
         for nid in region:
-            o = g[nid]
+            o = out[nid]
             params = getattr(o, "params", ())
             params = tuple((n, v // k if n == "C" else v) for n, v in params)
             changes = {"type": attrs.evolve(o.type, channels=o.type.channels // k)}
             if isinstance(o, Op):
                 changes["params"] = params
             out.replace(nid, attrs.evolve(o, **changes))
-            out.set_inputs(nid, [sl if i == x else i for i in g.inputs(nid)])
-        out.set_inputs(rec.id, [sl if i == x else i for i in g.inputs(rec.id)])
+            out.set_inputs(nid, [sl if i == x else i for i in out.inputs(nid)])
+        out.set_inputs(rec.id, [sl if i == x else i for i in out.inputs(rec.id)])
         out.replace(
             rec.id, attrs.evolve(rec, type=attrs.evolve(rec.type, channels=rec.type.channels // k))
         )
@@ -198,7 +200,7 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
             guard=rec.guard,
             loc=rec.loc,
         )
-        for user in g.users(rec.id):
+        for user in [u for u in out.users(rec.id) if u != merged]:
             out.set_inputs(user, [merged if i == rec.id else i for i in out.inputs(user)])
     return out.renumbered()
 

@@ -194,3 +194,88 @@ class TinyNetwork(nn.Module):
 
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+# ---- DARTS search network (model_search.py) ------------------------------------------------
+PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
+              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+
+
+def search_op(name, c, stride):
+    op = {
+        "none": lambda: Zero(stride),
+        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=stride, padding=1,
+                                             count_include_pad=False),
+        "max_pool_3x3": lambda: nn.MaxPool2d(3, stride=stride, padding=1),
+        "skip_connect": lambda: nn.Identity() if stride == 1 else FactorizedReduce(c, c, False),
+        "sep_conv_3x3": lambda: SepConv(c, c, 3, stride, 1, affine=False),
+        "sep_conv_5x5": lambda: SepConv(c, c, 5, stride, 2, affine=False),
+        "dil_conv_3x3": lambda: DilConv(c, c, 3, stride, 2, 2, affine=False),
+        "dil_conv_5x5": lambda: DilConv(c, c, 5, stride, 4, 2, affine=False),
+    }[name]()
+    if "pool" in name:
+        op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+    return op
+
+
+class MixedOp(nn.Module):
+    def __init__(self, c, stride):
+        super().__init__()
+        self._ops = nn.ModuleList(search_op(p, c, stride) for p in PRIMITIVES)
+
+    def forward(self, x, weights):
+        return sum(w * op(x) for w, op in zip(weights, self._ops))
+
+
+class SearchCell(nn.Module):
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__()
+        self.reduction = reduction
+        self.pre0 = (FactorizedReduce(c_pp, c, affine=False) if reduction_prev
+                     else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False))
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
+        self._ops = nn.ModuleList(
+            MixedOp(c, 2 if reduction and j < 2 else 1) for i in range(4) for j in range(2 + i))
+
+    def forward(self, s0, s1, weights):
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(4):
+            s = sum(self._ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-4:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    """quark0/darts cnn/model_search.py Network (C=16, 8 layers in the paper)."""
+
+    def __init__(self, c, classes, layers):
+        super().__init__()
+        c_curr = 3 * c
+        self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(SearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, 4 * c_curr
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, classes)
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(14, 8))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(14, 8))
+
+    def weight_parameters(self):
+        return [p for n, p in self.named_parameters() if not n.startswith("alphas")]
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            a = self.alphas_reduce if cell.reduction else self.alphas_normal
+            s0, s1 = s1, cell(s0, s1, torch.softmax(a, dim=-1))
+        return self.classifier(self.pool(s1).flatten(1))

@@ -67,7 +67,7 @@ def test_unclosed_brace_is_reported_at_the_end_of_the_file():
     text = "space s() {\n    let a = 1\n"
     e = diag(text)
     check(e, text, 2, 14, "unclosed '{'")
-    assert "a body needs a closing '}'" in e.message
+    assert "unclosed '{'" in e.message
 
 
 def test_missing_expression():
@@ -144,10 +144,6 @@ def test_table_messages_do_not_depend_on_the_position_in_the_file(text, line, co
     check(diag(text), text, line, col, phrase)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a body left open after a statement that ends in a name ('output x') "
-                   "is reported as 'unexpected end of file; expected ...' (the list of 8 "
-                   "expected tokens does not even include '}')")
 def test_unclosed_brace_after_a_statement_ending_in_a_name():
     text = HEAD + "    output x\n"
     check(diag(text), text, 4, 13, "unclosed '{'")

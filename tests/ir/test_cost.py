@@ -275,14 +275,24 @@ def test_one_hot_expected_cost_is_the_resolved_cost(data):
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_one_hot_stays_exact_when_conditions_are_summarized(data, monkeypatch_terms):
+def test_one_hot_stays_exact_when_conditions_are_summarized(data):
     space = data.draw(spaces())
-    check_one_hot(space, data.draw(architectures(space)), TABLE)
+    arch = data.draw(architectures(space))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cost_model, "MAX_TERMS", 0)
+        check_one_hot(space, arch, TABLE)
 
 
-@pytest.fixture
-def monkeypatch_terms(monkeypatch):
-    monkeypatch.setattr(cost_model, "MAX_TERMS", 0)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_align_costs_what_insert_alignment_lowers_it_to(data):
+    from nasc.ir.passes import insert_alignment
+
+    space = data.draw(spaces())
+    resolved = space.resolve(data.draw(architectures(space))).graph
+    lowered = insert_alignment(resolved)
+    for kind in KINDS:
+        assert cost(resolved, kind, table=TABLE) == cost(lowered, kind, table=TABLE), kind
 
 
 @settings(max_examples=6, deadline=None)
@@ -319,24 +329,26 @@ def _random_probs(draw, n: int) -> tuple[Fraction, ...]:
 
 
 @settings(
-    max_examples=30, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+    max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
 @given(st.data())
 def test_expected_cost_is_the_mean_over_architectures(data):
     """Soft probabilities on op/value/repeat labels (input picks fixed): the expected cost is
     ``sum_arch P(arch) cost(arch)``, ``P(arch)`` the product over its active labels."""
     space = data.draw(spaces())
-    assume(space.count() <= 40)
-    picks = data.draw(architectures(space))
-    probs = one_hot(space.graph, picks)
+    assume(space.count() <= 24)
+    probs = one_hot(space.graph, data.draw(architectures(space)))
     specs = space.specs
+    picks = {}  # the (0/1) picks of every input label, active or not
     for lab, spec in specs.items():
-        if spec.kind != "input":
+        if spec.kind == "input":
+            picks[lab] = tuple(j for j, included in enumerate(probs[lab]) if included)
+        else:
             probs[lab] = _random_probs(data.draw, len(spec.options))
     want = {k: Fraction(0) for k in KINDS}
     total = Fraction(0)
     for arch in space.enumerate():
-        if any(specs[lab].kind == "input" and picks.get(lab) != d for lab, d in arch.items()):
+        if any(lab in picks and picks[lab] != d for lab, d in arch.items()):
             continue
         p = math.prod(
             (probs[lab][specs[lab].options.index(d)] for lab, d in arch.items()
@@ -393,8 +405,9 @@ def test_expected_cost_with_torch_probabilities_is_differentiable():
     probs = {lab: torch.softmax(v, 0) for lab, v in logits.items()}
     e = expected_cost(space.graph, "macs", probs, input_size=224)
     e.backward()
-    assert all(v.grad is not None and torch.isfinite(v.grad).all() for v in logits.values())
-    plain = {lab: [float(x) for x in p] for lab, p in probs.items()}
+    for lab, v in logits.items():  # a label with one option (s5.depth) is no decision at all
+        assert len(v) == 1 or v.grad is not None and torch.isfinite(v.grad).all(), lab
+    plain = {lab: [float(x) for x in p.detach()] for lab, p in probs.items()}
     assert math.isclose(float(e), expected_cost(space.graph, "macs", plain, input_size=224),
                         rel_tol=1e-5)  # fmt: skip
     # every cost grows with depth, kernel, expansion and width: first options are the cheapest
@@ -408,8 +421,11 @@ def test_expected_cost_with_torch_probabilities_is_differentiable():
 
 def test_unit_cost_is_the_cost_of_one_more_channel():
     """HR-NAS eq. 6: Delta = O(n') - O(n' - 1). conv 3->w 3x3 (27 w) + Linear(w, 10) (10 w)."""
-    src = "import nn\nspace t() { input x: image(3)\n" \
-          "  output y = linear(global_avg_pool(conv2d(x, choose {8, 16} @\"w\")), 10) }"  # fmt: skip
+    src = """import nn
+space t() {
+    input x: image(3)
+    output y = linear(global_avg_pool(conv2d(x, choose {8, 16} @"w")), 10)
+}"""
     g = nasc.parse(src).graph
     assert unit_cost(g, "params", "w", 16) == 37
     assert unit_cost(g, "params", "w", 5) == 37, "any width, not only the options"

@@ -1,0 +1,240 @@
+"""Supernets: a relaxed IR graph run by PyTorch, in one of three explicit modes.
+
+* ``relax()`` — every mixture computes ``sum_k w_k o_k`` over its computed candidates with
+  ``w = softmax(alpha)`` (DARTS eq. 2), or the Gumbel-softmax ``softmax((alpha + g) / tau)``
+  with an optional hard straight-through one-hot (GDAS; SNAS); input mixtures sum their inputs
+  (DARTS zero form) or weigh them by ``softmax(beta)`` (PC-DARTS; DCNAS eq. 3–4).
+* ``sample(seed, step)`` — only the drawn candidates and inputs run (SPOS; ProxylessNAS binary
+  gates; DCNAS eq. 5–6); a draw is fixed by (seed, step, label), so every process of a
+  distributed run draws the same paths.
+* ``fix(arch)`` — exactly the network of one architecture.
+
+Only what the mode needs is computed: the nodes that reach an output through the active
+candidates. Zero candidates are never computed; their weight stays in the normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from nasc.backends.torch.library import OpCall, OpLibrary
+from nasc.ir.derive import derive
+from nasc.ir.graph import Graph
+from nasc.ir.nodes import (
+    Input,
+    InputMixture,
+    Merge,
+    Mixture,
+    Op,
+    Output,
+    ValueChoice,
+)
+from nasc.ir.passes.sample import draw
+from nasc.ir.resolve import zero_source
+from torch import nn
+
+
+class SupernetError(ValueError):
+    """A supernet cannot run as asked (wrong mode, missing decisions, value choices left)."""
+
+
+class Supernet(nn.Module):
+    """A relaxed graph as a trainable module; see the module docstring for the modes."""
+
+    def __init__(self, g: Graph, library: OpLibrary, *, affine: bool, search: bool,
+                 name: str = "supernet") -> None:
+        super().__init__()
+        if g.choice_nodes():
+            kinds = sorted({type(r).__name__ for r in g.choice_nodes()})
+            raise SupernetError(
+                f"the graph still has unrelaxed choices ({', '.join(kinds)}); relax it first"
+            )
+        self.graph = g
+        self.space_name = name
+        self.affine, self.search = affine, search
+        self.ops = nn.ModuleDict()
+        for rec in g.nodes_of(Op):
+            call = OpCall(op=rec.op, params=dict(rec.params),
+                          in_types=tuple(g[i].type for i in g.inputs(rec.id)),
+                          out_type=rec.type, affine=affine, search=search)
+            self.ops[str(rec.id)] = library.build(call)
+        # one parameter vector per label, initialised as in DARTS (1e-3 * N(0, 1))
+        self.alpha = nn.ParameterList()
+        self.labels: list[str] = []
+        self._index: dict[str, int] = {}
+        for rec in g.relaxed_nodes():
+            if isinstance(rec, InputMixture) and rec.weighting == "zero":
+                continue  # the DARTS form: the decision lives in the inputs' own mixtures
+            if rec.label not in self._index:
+                self._index[rec.label] = len(self.labels)
+                self.labels.append(rec.label)
+                self.alpha.append(nn.Parameter(1e-3 * torch.randn(len(rec.options))))
+        self._zero_src = {
+            r.id: zero_source(g, r) for r in g.nodes_of(Mixture) if not all(r.computed)
+        }
+        self._order = g.topo_order()
+        self._inputs = [r.name for r in g.nodes_of(Input)]
+        self._mode: tuple[str, Any] = ("relax", None)
+        self.tau = 1.0
+
+    # ---- parameters and modes ------------------------------------------------------------------
+    def arch_parameters(self) -> Iterator[nn.Parameter]:
+        """The architecture parameters: one vector per label (alpha or beta)."""
+        return iter(self.alpha)
+
+    def weight_parameters(self) -> Iterator[nn.Parameter]:
+        """Every other parameter (the candidates' weights)."""
+        return iter(self.ops.parameters())
+
+    def relax(self) -> Supernet:
+        self._mode = ("relax", None)
+        return self
+
+    def sample(self, seed: int, step: int = 0, paths: int | None = None) -> Supernet:
+        weights = self.weights_by_label()
+        self._mode = ("sample", draw(self.graph, weights, seed=seed, step=step, paths=paths))
+        return self
+
+    def fix(self, arch: Mapping[str, Any]) -> Supernet:
+        self._mode = ("fix", dict(arch))
+        return self
+
+    @property
+    def mode(self) -> str:
+        return self._mode[0]
+
+    def set_temperature(self, tau: float) -> None:
+        if not tau > 0:
+            raise SupernetError("the temperature must be positive")
+        self.tau = float(tau)
+
+    def weights_by_label(self) -> dict[str, list[float]]:
+        """Current architecture parameters per label (zero-form input mixtures get uniform)."""
+        out = {lab: a.detach().cpu().tolist() for lab, a in zip(self.labels, self.alpha)}
+        for rec in self.graph.nodes_of(InputMixture):
+            out.setdefault(rec.label, [0.0] * rec.n)
+        return out
+
+    def derive(self, *, method: str = "auto") -> dict[str, Any]:
+        """Decisions from the current architecture parameters (see :mod:`nasc.ir.derive`)."""
+        return derive(self.graph, self.weights_by_label(), method=method)
+
+    # ---- running -------------------------------------------------------------------------------
+    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
+        g = self.graph
+        values: dict[int, torch.Tensor] = {}
+        feeds = dict(zip(self._inputs, args))
+        feeds.update(kwargs)
+        needed = self._needed()
+        outputs = []
+        for nid in self._order:
+            if nid not in needed:
+                continue
+            rec = g[nid]
+            ins = g.inputs(nid)
+            if isinstance(rec, Input):
+                values[nid] = feeds[rec.name]
+            elif isinstance(rec, Op):
+                values[nid] = self.ops[str(nid)](*(values[i] for i in ins))
+            elif isinstance(rec, Merge):
+                xs = [values[i] for i in ins]
+                values[nid] = torch.cat(xs, dim=1) if rec.mode == "concat" else _sum(xs)
+            elif isinstance(rec, Mixture):
+                values[nid] = self._mixture(rec, ins, values)
+            elif isinstance(rec, InputMixture):
+                values[nid] = self._input_mixture(rec, ins, values)
+            elif isinstance(rec, Output):
+                outputs.append(values[ins[0]])
+            elif isinstance(rec, ValueChoice):
+                raise SupernetError(f"value choice {rec.label!r} is not supported in supernets")
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _active_slots(self, rec: Any) -> list[int] | None:
+        """Which input slots run in the current mode (``None``: all)."""
+        mode, data = self._mode
+        if mode == "relax":
+            return None
+        if isinstance(rec, Mixture):
+            if mode == "fix":
+                choice = data.get(rec.label)
+                if choice is None or choice not in rec.options:
+                    raise SupernetError(f"fix(): no decision for active label {rec.label!r}")
+                idx = rec.options.index(choice)
+                return [sum(rec.computed[:idx])] if rec.computed[idx] else []
+            if rec.sampling is None:
+                return None
+            picked = data.get(rec.label, ())
+            return [sum(rec.computed[:i]) for i in picked if rec.computed[i]]
+        if isinstance(rec, InputMixture):
+            if mode == "fix":
+                return list(data.get(rec.label, ()))
+            if not rec.paths:
+                return None
+            return list(data.get(rec.label, ()))
+        return None
+
+    def _needed(self) -> set[int]:
+        g = self.graph
+        needed: set[int] = set()
+        stack = [r.id for r in g.nodes_of(Output)]
+        while stack:
+            n = stack.pop()
+            if n in needed:
+                continue
+            needed.add(n)
+            ins = g.inputs(n)
+            slots = self._active_slots(g[n])
+            stack.extend(ins if slots is None else [ins[s] for s in slots])
+            if slots == [] and n in self._zero_src:
+                stack.append(self._zero_src[n])  # a chosen zero candidate needs its shape
+        return needed
+
+    def _weights(self, rec: Any) -> torch.Tensor:
+        alpha = self.alpha[self._index[rec.label]]
+        if isinstance(rec, Mixture) and rec.weighting == "gumbel" and self.training:
+            return F.gumbel_softmax(alpha, tau=self.tau, hard=rec.hard)
+        tau = rec.tau if isinstance(rec, InputMixture) else 1.0
+        return F.softmax(alpha / tau, dim=-1)
+
+    def _mixture(self, rec: Mixture, ins: list[int], values) -> torch.Tensor:
+        slots = self._active_slots(rec)
+        mode = self._mode[0]
+        if mode == "fix":
+            if not slots:  # the zero candidate was chosen
+                x = values[self._zero_src[rec.id]]
+                s = int(rec.type.stride) // int(self.graph[self._zero_src[rec.id]].type.stride)
+                h, w = -(-x.shape[2] // s), -(-x.shape[3] // s)
+                return x.new_zeros(x.shape[0], int(rec.type.channels), h, w)
+            return values[ins[slots[0]]]
+        w = self._weights(rec)
+        live = [i for i, c in enumerate(rec.computed) if c]
+        chosen = range(len(ins)) if slots is None else slots
+        if slots is not None and len(slots) == 1 and rec.sampling == "uniform":
+            return values[ins[slots[0]]]
+        if slots is not None:  # sampled paths: renormalise over them (ProxylessNAS two-path)
+            ws = w[[live[s] for s in chosen]]
+            ws = ws / ws.sum()
+            return _sum([wi * values[ins[s]] for wi, s in zip(ws, chosen)])
+        return _sum([w[live[s]] * values[ins[s]] for s in chosen])
+
+    def _input_mixture(self, rec: InputMixture, ins: list[int], values) -> torch.Tensor:
+        slots = self._active_slots(rec)
+        chosen = list(range(rec.n)) if slots is None else slots
+        xs = [values[ins[j]] for j in chosen]
+        if self._mode[0] == "fix" or rec.weighting == "zero":
+            return torch.cat(xs, dim=1) if rec.merge == "concat" else _sum(xs)
+        p = self._weights(rec)
+        if slots is not None:
+            p = p[chosen] / p[chosen].sum()
+        weighted = [pj * x for pj, x in zip(p, xs)]
+        return torch.cat(weighted, dim=1) if rec.merge == "concat" else _sum(weighted)
+
+
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out

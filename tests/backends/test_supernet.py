@@ -1,0 +1,66 @@
+"""Supernets compiled from spaces: faithful to the references and correct in every mode."""
+
+import pytest
+import torch
+from reference import SearchNetwork
+
+import nasc
+
+
+def test_darts_search_network_matches_model_search():
+    net = nasc.compile(nasc.load("darts", C=16, layers=8), method="darts")
+    ref = SearchNetwork(16, 10, 8)
+    assert sum(p.numel() for p in net.weight_parameters()) == sum(
+        p.numel() for p in ref.weight_parameters())
+    assert sum(p.numel() for p in net.arch_parameters()) == 2 * 14 * 8
+
+
+def test_darts_supernet_trains_both_parameter_sets():
+    net = nasc.compile(nasc.load("darts", C=4, layers=3), method="darts")
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(2, 3, 16, 16)), torch.tensor([1, 2]))
+    loss.backward()
+    assert all(p.grad is not None for p in net.arch_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.weight_parameters())
+
+
+@pytest.mark.parametrize("method", ["darts", "pc-darts", "gdas", "snas", "spos", "proxyless"])
+def test_every_method_compiles_runs_and_derives(method):
+    space = nasc.load("darts", C=8, layers=3)
+    net = nasc.compile(space, method=method)
+    net.sample(seed=0, step=1) if method in ("spos", "proxyless") else net.relax()
+    out = net(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, 10)
+    merges = [r for r in net.graph if getattr(r, "op", None) == "partial_merge"]
+    assert bool(merges) == (method == "pc-darts")
+    arch = space.canonical(net.derive())
+    assert space.resolve(arch).count() == 1
+
+
+@pytest.mark.parametrize("method", ["darts", "pc-darts", "spos"])
+@pytest.mark.parametrize("name,params", [("nas_bench_201", {"C": 8, "N": 1}),
+                                         ("darts", {"C": 8, "layers": 3})])
+def test_inherited_network_computes_what_the_supernet_computes_in_fixed_mode(name, params,
+                                                                              method):
+    space = nasc.load(name, **params)
+    torch.manual_seed(0)
+    net = nasc.compile(space, method=method)
+    for seed in range(3):
+        arch = space.sample(seed)
+        discrete = nasc.instantiate(space, arch, weights=net)
+        net.train()  # update BN statistics in both the same way
+        x = torch.randn(4, 3, 16, 16)
+        net.fix(arch)(x)
+        discrete.train()(x)
+        net.eval()
+        discrete.eval()
+        x = torch.randn(4, 3, 16, 16)
+        torch.testing.assert_close(discrete(x), net.fix(arch)(x), atol=1e-5, rtol=1e-5)
+        assert "nasc" not in discrete.code
+
+
+def test_unknown_method_and_option_are_clear_errors():
+    space = nasc.load("nas_bench_201", N=1)
+    with pytest.raises(nasc.NasError, match="unknown method 'dart'"):
+        nasc.compile(space, method="dart")
+    with pytest.raises(nasc.NasError, match="unknown option 'partial'"):
+        nasc.compile(space, method="darts", partial=4)
