@@ -50,6 +50,7 @@ def instantiate(
 
 
 def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx.GraphModule:
+    """The supernet's graph resolved under ``arch``, with the chosen paths' weights."""
     from nasc.backends.torch.library import default_library
     from nasc.backends.torch.supernet import Supernet
     from nasc.ir.nodes import Op

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import SearchNetwork
 
 import nasc
@@ -64,3 +66,37 @@ def test_unknown_method_and_option_are_clear_errors():
         nasc.compile(space, method="dart")
     with pytest.raises(nasc.NasError, match="unknown option 'partial'"):
         nasc.compile(space, method="darts", partial=4)
+
+
+def _random_space_library():
+    """Implementations of the random spaces' ops fa, fb, fc (nasc.testing): convolutions."""
+    from torch import nn
+
+    from nasc.backends.torch.library import default_library
+
+    def conv(k):
+        def build(call):
+            s = int(call.params["stride"])
+            return nn.Sequential(nn.Conv2d(call.c_in, call.c_out, k, s, k // 2, bias=False),
+                                 nn.BatchNorm2d(call.c_out))
+        return build
+
+    return default_library().extended({"fa": conv(1), "fb": conv(3), "fc": conv(1)})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_inheritance_property_on_random_spaces(data):
+    from nasc.ir.nodes import ValueChoice
+    from nasc.testing import architectures, spaces
+
+    space = data.draw(spaces(max_depth=2, max_blocks=1))
+    if space.graph.nodes_of(ValueChoice):
+        return  # value choices (symbolic widths) have no supernet form yet
+    lib = _random_space_library()
+    torch.manual_seed(data.draw(st.integers(0, 1000)))
+    net = nasc.compile(space, method="darts", edge_weights="inputs", library=lib).eval()
+    arch = data.draw(architectures(space))
+    discrete = nasc.instantiate(space, arch, weights=net, library=lib).eval()
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(discrete(x), net.fix(arch)(x), atol=1e-5, rtol=1e-5)
