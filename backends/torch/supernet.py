@@ -118,6 +118,59 @@ class Supernet(nn.Module):
             out.setdefault(rec.label, [0.0] * rec.n)
         return out
 
+    def probabilities(self, space_graph: Graph) -> dict[str, Any]:
+        """Per label of the *space*, the probability of each option (a tensor, differentiable):
+        op and repeat choices ``softmax(alpha)`` (a zero candidate's mass is dropped: it costs
+        nothing); input choices the inclusion probability of each input: 1 in the DARTS zero
+        form (every input is summed), ``p_j`` with edge weights (DenseNAS eq. 6)."""
+        from nasc.ir.decisions import label_specs
+
+        specs = label_specs(space_graph)
+        mixtures = {r.label: r for r in self.graph.relaxed_nodes()}
+        shares = self._outgoing_shares()
+        probs: dict[str, Any] = {}
+        for lab, spec in specs.items():
+            rec = mixtures.get(lab)
+            if rec is None:
+                raise SupernetError(f"label {lab!r} is not relaxed in this supernet")
+            if isinstance(rec, InputMixture):
+                if rec.weighting == "zero":
+                    probs[lab] = torch.ones(rec.n)
+                elif rec.normalize == "outgoing":
+                    probs[lab] = torch.stack(shares[lab])
+                else:
+                    probs[lab] = F.softmax(self.alpha[self._index[lab]] / rec.tau, dim=-1)
+                continue
+            w = F.softmax(self.alpha[self._index[lab]], dim=-1)
+            probs[lab] = torch.stack([w[rec.options.index(o)] for o in spec.options])
+        return probs
+
+    def _outgoing_shares(self) -> dict[str, list[torch.Tensor]]:
+        """DenseNAS eq. 3: beta normalised over the edges leaving each source."""
+        from nasc.ir.passes.relax import pick_sources
+
+        edges: dict[int, list[tuple[str, int]]] = {}
+        nodes = [r for r in self.graph.nodes_of(InputMixture) if r.normalize == "outgoing"]
+        for r in nodes:
+            for j, src in enumerate(pick_sources(self.graph, r.id)):
+                edges.setdefault(src, []).append((r.label, j))
+        shares: dict[str, list[Any]] = {r.label: [None] * r.n for r in nodes}
+        for outs in edges.values():
+            beta = torch.stack([self.alpha[self._index[lab]][j] for lab, j in outs])
+            for (lab, j), p in zip(outs, F.softmax(beta, dim=0)):
+                shares[lab][j] = p
+        return shares
+
+    def expected_cost(self, kind: str = "params", *, input_size: Any = (32, 32),
+                      table: Any = None) -> torch.Tensor:
+        """The expected cost of the sampled network, differentiable in the architecture
+        parameters (DenseNAS eq. 5–7): ``sum over ops of P(op runs) * cost(op)``."""
+        from nasc.ir.cost import DEFAULT, expected_cost
+
+        g = self.space.graph
+        return expected_cost(g, kind, self.probabilities(g), input_size=input_size,
+                             table=table or DEFAULT, bn_affine=self.affine)
+
     def derive(self, *, method: str = "auto") -> dict[str, Any]:
         """Decisions from the current architecture parameters (see :mod:`nasc.ir.derive`)."""
         return derive(self.graph, self.weights_by_label(), method=method)

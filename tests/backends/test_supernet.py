@@ -70,9 +70,8 @@ def test_unknown_method_and_option_are_clear_errors():
 
 def _random_space_library():
     """Implementations of the random spaces' ops fa, fb, fc (nasc.testing): convolutions."""
-    from torch import nn
-
     from nasc.backends.torch.library import default_library
+    from torch import nn
 
     def conv(k):
         def build(call):
@@ -88,6 +87,7 @@ def _random_space_library():
 @given(st.data())
 def test_inheritance_property_on_random_spaces(data):
     from nasc.ir.nodes import ValueChoice
+
     from nasc.testing import architectures, spaces
 
     space = data.draw(spaces(max_depth=2, max_blocks=1))
@@ -100,3 +100,23 @@ def test_inheritance_property_on_random_spaces(data):
     discrete = nasc.instantiate(space, arch, weights=net, library=lib).eval()
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(discrete(x), net.fix(arch)(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["darts", "proxyless", "densenas"])
+def test_expected_cost_is_differentiable_and_exact_at_one_hot(method):
+    from nasc.ir.cost import cost
+
+    space = nasc.load("nas_bench_201", C=8, N=1)
+    net = nasc.compile(space, method=method)
+    e = net.expected_cost("params")
+    e.backward()
+    assert all(p.grad is not None for p in net.arch_parameters())
+    arch = space.sample(1)
+    with torch.no_grad():  # one-hot weights: the expected cost is the architecture's cost
+        for lab, a in zip(net.labels, net.alpha):
+            rec = next(r for r in net.graph.relaxed_nodes() if r.label == lab)
+            a.copy_(torch.tensor([60.0 if o == arch.get(lab) or (
+                isinstance(arch.get(lab), tuple) and o in arch[lab]) else -60.0
+                for o in rec.options]))
+    exact = cost(space.resolve(arch).graph, "params", bn_affine=net.affine)
+    assert abs(float(net.expected_cost("params")) - exact) < 1e-3 * exact
