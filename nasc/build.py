@@ -103,7 +103,8 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
-            "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine"}
+            "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine",
+            "channels_last"}
 
 
 def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=...)
@@ -120,7 +121,8 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     (None|inputs|outgoing), ``partial_channels=K``, ``fixed_mask``, ``sampling``
     (uniform|binary_gate|multinomial), ``paths=n``, ``inputs=n`` (sampled inputs per input
     choice), ``alignment`` (default policy for align nodes), ``seed`` (initial architecture
-    parameters), ``affine`` (BN inside cells; DARTS-family methods default to False).
+    parameters), ``affine`` (BN inside cells; DARTS-family methods default to False),
+    ``channels_last`` (NHWC memory layout for the candidates, default True).
     ``passes=[...]`` replaces the pipeline with registered passes or ``Pass`` objects.
     """
     import torch
@@ -160,7 +162,8 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     if "seed" in cfg:
         torch.manual_seed(cfg["seed"])
     net = Supernet(g, library or default_library(), affine=cfg.get("affine", not darts_family),
-                   search=darts_family, name=space.name)
+                   search=darts_family, name=space.name,
+                   channels_last=cfg.get("channels_last", True))
     net.method = method
     net.space = space
     return net

@@ -210,12 +210,16 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.body(x))
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but the final BN (a supernet fuses an affine-free BN tail)."""
         x = self.relu(x)
         # NAS-Bench-201's ConstantPad2d((0, 1, 0, 1)) before the shift: the stride-2 1x1 conv
         # never reads the padding on even sizes (the same as DARTS' x[:, :, 1:, 1:] there)
         # and gives ceil(H / 2) rows on odd ones
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1)
 
 
 class AuxiliaryHeadCIFAR(nn.Module):

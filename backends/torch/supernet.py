@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from nasc.backends.torch.library import OpCall, OpLibrary
+from nasc.backends.torch.mixture import split_bn_tail, weighted_bn_sum
 from nasc.ir.derive import derive
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
@@ -45,7 +46,8 @@ class Supernet(nn.Module):
     """A relaxed graph as a trainable module; see the module docstring for the modes."""
 
     def __init__(self, g: Graph, library: OpLibrary, *, affine: bool, search: bool,
-                 name: str = "supernet") -> None:
+                 name: str = "supernet", channels_last: bool = True,
+                 fuse_bn_tail: bool = True) -> None:
         super().__init__()
         if g.choice_nodes():
             kinds = sorted({type(r).__name__ for r in g.choice_nodes()})
@@ -72,9 +74,17 @@ class Supernet(nn.Module):
                 self._index[rec.label] = len(self.labels)
                 self.labels.append(rec.label)
                 self.alpha.append(nn.Parameter(1e-3 * torch.randn(len(rec.options))))
+        self.fuse_bn_tail = fuse_bn_tail
+        self._tails = {
+            nid: t for nid, m in self.ops.items() if (t := split_bn_tail(m)) is not None
+        }
         self._zero_src = {
             r.id: zero_source(g, r) for r in g.nodes_of(Mixture) if not all(r.computed)
         }
+        # memory layout is a compiler decision: NHWC convolutions are about 2x faster on CPU
+        self.channels_last = channels_last
+        if channels_last:
+            self.ops.to(memory_format=torch.channels_last)
         self._order = g.topo_order()
         self._inputs = [r.name for r in g.nodes_of(Input)]
         self._mode: tuple[str, Any] = ("relax", None)
@@ -181,7 +191,12 @@ class Supernet(nn.Module):
         values: dict[int, torch.Tensor] = {}
         feeds = dict(zip(self._inputs, args))
         feeds.update(kwargs)
+        if self.channels_last:
+            feeds = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                     for k, v in feeds.items()}
         needed = self._needed()
+        fused = self._fused() if self.fuse_bn_tail and self._mode[0] == "relax" else set()
+        self._fused_now = fused
         outputs = []
         for nid in self._order:
             if nid not in needed:
@@ -191,7 +206,10 @@ class Supernet(nn.Module):
             if isinstance(rec, Input):
                 values[nid] = feeds[rec.name]
             elif isinstance(rec, Op):
-                values[nid] = self.ops[str(nid)](*(values[i] for i in ins))
+                if nid in fused:  # its BN runs inside the mixture that reads it
+                    values[nid] = self._tails[str(nid)][0](*(values[i] for i in ins))
+                else:
+                    values[nid] = self.ops[str(nid)](*(values[i] for i in ins))
             elif isinstance(rec, Merge):
                 xs = [values[i] for i in ins]
                 values[nid] = torch.cat(xs, dim=1) if rec.mode == "concat" else _sum(xs)
@@ -228,6 +246,18 @@ class Supernet(nn.Module):
                 return None
             return list(data.get(rec.label, ()))
         return None
+
+    def _fused(self) -> set[int]:
+        """Candidate ops whose affine-free BN tail the reading mixture fuses: ops with such a
+        tail that only mixtures read (a shared op keeps its BN)."""
+        g = self.graph
+        out = set()
+        for key in self._tails:
+            nid = int(key)
+            users = g.users(nid)
+            if users and all(isinstance(g[u], Mixture) for u in users) and len(users) == 1:
+                out.add(nid)
+        return out
 
     def _needed(self) -> set[int]:
         g = self.graph
@@ -271,7 +301,13 @@ class Supernet(nn.Module):
             ws = w[[live[s] for s in chosen]]
             ws = ws / ws.sum()
             return _sum([wi * values[ins[s]] for wi, s in zip(ws, chosen)])
-        return _sum([w[live[s]] * values[ins[s]] for s in chosen])
+        tails = [s for s in chosen if ins[s] in self._fused_now]
+        terms = [w[live[s]] * values[ins[s]] for s in chosen if ins[s] not in self._fused_now]
+        if tails:
+            terms.append(weighted_bn_sum(
+                torch.stack([w[live[s]] for s in tails]), [values[ins[s]] for s in tails],
+                [self._tails[str(ins[s])][1] for s in tails], self.training))
+        return _sum(terms)
 
     def _input_mixture(self, rec: InputMixture, ins: list[int], values) -> torch.Tensor:
         slots = self._active_slots(rec)

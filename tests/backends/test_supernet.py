@@ -120,3 +120,25 @@ def test_expected_cost_is_differentiable_and_exact_at_one_hot(method):
                 for o in rec.options]))
     exact = cost(space.resolve(arch).graph, "params", bn_affine=net.affine)
     assert abs(float(net.expected_cost("params")) - exact) < 1e-3 * exact
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_bn_tail_mixture_equals_the_unfused_one(train):
+    space = nasc.load("darts", C=8, layers=3)
+    torch.manual_seed(0)
+    fused = nasc.compile(space, method="darts")
+    plain = nasc.compile(space, method="darts")
+    plain.load_state_dict(fused.state_dict())
+    plain.fuse_bn_tail = False
+    fused.train(train), plain.train(train)
+    x = torch.randn(4, 3, 16, 16)
+    y = torch.tensor([0, 1, 2, 3])
+    lf = torch.nn.functional.cross_entropy(fused(x), y)
+    lp = torch.nn.functional.cross_entropy(plain(x), y)
+    torch.testing.assert_close(lf, lp)
+    lf.backward(), lp.backward()
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        if a.grad is not None or b.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4)
+    for a, b in zip(fused.buffers(), plain.buffers()):
+        torch.testing.assert_close(a.float(), b.float())
