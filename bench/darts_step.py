@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backends"))
 
 from nasc.ir.nodes import Mixture, Op  # noqa: E402
-from reference import SearchNetwork  # noqa: E402
+from reference import PCSearchNetwork, SearchNetwork  # noqa: E402
 
 import nasc  # noqa: E402
 
@@ -58,6 +58,8 @@ def copy_weights(net, ref: SearchNetwork) -> None:
         cell = ref.cells[[i for i, x in enumerate(kinds) if x == kind][k]]
         n, j = int(node[1:]), int(edge[2:])
         mixed = cell._ops[sum(2 + i for i in range(n)) + j]
+        if not isinstance(mixed._ops, torch.nn.ModuleList):  # pragma: no cover
+            raise TypeError("unexpected reference layout")
         for inp, opt in zip(g.inputs(m.id), [o for o, c in zip(m.options, m.computed) if c]):
             weighted = [r for r in _region(g, inp) if isinstance(r, Op) and any(
                 True for _ in mods[str(r.id)].parameters())] or [
@@ -70,6 +72,12 @@ def copy_weights(net, ref: SearchNetwork) -> None:
     with torch.no_grad():
         for lab, a in zip(net.labels, net.alpha):
             kind, node, edge = lab.split(".")
+            if edge == "in":  # PC-DARTS edge weights beta, one row per node's inputs
+                n = int(node[1:])
+                start = sum(2 + i for i in range(n))
+                target = ref.betas_reduce if kind == "reduce" else ref.betas_normal
+                target[start : start + n + 2] = a
+                continue
             n, j = int(node[1:]), int(edge[2:])
             row = sum(2 + i for i in range(n)) + j
             target = ref.alphas_reduce if kind == "reduce" else ref.alphas_normal
@@ -116,7 +124,7 @@ def saved_bytes(model, x, y) -> int:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--method", default="darts", choices=["darts"])
+    p.add_argument("--method", default="darts", choices=["darts", "pc-darts"])
     p.add_argument("--C", type=int, default=16)
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--batch", type=int, default=16)
@@ -126,7 +134,8 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     space = nasc.load("darts", C=args.C, layers=args.layers)
     net = nasc.compile(space, method=args.method)
-    ref = SearchNetwork(args.C, 10, args.layers)
+    ref = (PCSearchNetwork if args.method == "pc-darts" else SearchNetwork)(
+        args.C, 10, args.layers)
     copy_weights(net, ref)
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 10, (args.batch,))

@@ -279,3 +279,81 @@ class SearchNetwork(nn.Module):
             a = self.alphas_reduce if cell.reduction else self.alphas_normal
             s0, s1 = s1, cell(s0, s1, torch.softmax(a, dim=-1))
         return self.classifier(self.pool(s1).flatten(1))
+
+
+# ---- PC-DARTS search network (yuhuixu1993/PC-DARTS model_search.py) ------------------------
+def channel_shuffle(x, groups):
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
+
+
+class PCMixedOp(nn.Module):
+    def __init__(self, c, stride, k=4):
+        super().__init__()
+        self.k = k
+        self.mp = nn.MaxPool2d(2, 2)
+        self._ops = nn.ModuleList(search_op(p, c // k, stride) for p in PRIMITIVES)
+
+    def forward(self, x, weights):
+        dim = x.shape[1]
+        xtemp, xtemp2 = x[:, : dim // self.k], x[:, dim // self.k :]
+        temp1 = sum(w * op(xtemp) for w, op in zip(weights, self._ops))
+        if temp1.shape[2] == x.shape[2]:
+            ans = torch.cat([temp1, xtemp2], dim=1)
+        else:
+            ans = torch.cat([temp1, self.mp(xtemp2)], dim=1)
+        return channel_shuffle(ans, self.k)
+
+
+class PCSearchCell(SearchCell):
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__(c_pp, c_p, c, reduction, reduction_prev)
+        self._ops = nn.ModuleList(
+            PCMixedOp(c, 2 if reduction and j < 2 else 1) for i in range(4) for j in range(2 + i))
+
+    def forward(self, s0, s1, weights, weights2):
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(4):
+            s = sum(weights2[offset + j] * self._ops[offset + j](h, weights[offset + j])
+                    for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-4:], dim=1)
+
+
+class PCSearchNetwork(SearchNetwork):
+    """PC-DARTS model_search.py Network: partial channels K=4 and edge normalisation."""
+
+    def __init__(self, c, classes, layers):
+        super().__init__(c, classes, layers)
+        c_curr = 3 * c
+        c_pp, c_p, c_curr = c_curr, c_curr, c
+        cells, reduction_prev = [], False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            cells.append(PCSearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, 4 * c_curr
+        self.cells = nn.ModuleList(cells)
+        self.betas_normal = nn.Parameter(1e-3 * torch.randn(14))
+        self.betas_reduce = nn.Parameter(1e-3 * torch.randn(14))
+
+    def weight_parameters(self):
+        return [p for n, p in self.named_parameters()
+                if not n.startswith(("alphas", "betas"))]
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            red = cell.reduction
+            w = torch.softmax(self.alphas_reduce if red else self.alphas_normal, dim=-1)
+            betas = self.betas_reduce if red else self.betas_normal
+            n, start, w2 = 3, 2, torch.softmax(betas[0:2], dim=-1)
+            for _ in range(3):
+                w2 = torch.cat([w2, torch.softmax(betas[start:start + n], dim=-1)])
+                start, n = start + n, n + 1
+            s0, s1 = s1, cell(s0, s1, w, w2)
+        return self.classifier(self.pool(s1).flatten(1))

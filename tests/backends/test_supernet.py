@@ -142,3 +142,14 @@ def test_fused_bn_tail_mixture_equals_the_unfused_one(train):
             torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4)
     for a, b in zip(fused.buffers(), plain.buffers()):
         torch.testing.assert_close(a.float(), b.float())
+
+
+def test_pc_darts_search_network_matches_the_reference():
+    from reference import PCSearchNetwork
+
+    net = nasc.compile(nasc.load("darts", C=16, layers=8), method="pc-darts")
+    ref = PCSearchNetwork(16, 10, 8)
+    assert sum(p.numel() for p in net.weight_parameters()) == sum(
+        p.numel() for p in ref.weight_parameters())
+    # alphas 2 x 14 x 8 and betas 2 x 14, as in PC-DARTS
+    assert sum(p.numel() for p in net.arch_parameters()) == 2 * 14 * 8 + 2 * 14
