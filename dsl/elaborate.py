@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from nasc.dsl import ast
 from nasc.dsl.diagnostics import NasError, Note, Sources, did_you_mean
-from nasc.dsl.modules import ModuleEnv
+from nasc.dsl.modules import ANNOTATIONS, ModuleEnv
 from nasc.dsl.values import (
     CALLABLES,
     BlockValue,
@@ -166,7 +166,8 @@ class Elaborator:
         except RecursionError:
             raise self.error(
                 "the program nests calls and expressions too deeply to elaborate; "
-                "flatten it with 'let'") from None
+                "flatten it with 'let'"
+            ) from None
         if self.outputs == 0:
             raise self.error(f"space {space.name!r} has no 'output'", space.loc)
         for p in self.picks:
@@ -720,9 +721,11 @@ class Elaborator:
         try:
             ty = self._type_expr(d.out, scope, fn.module)
         except NasError as e:
-            raise self.error(f"{d.name}: {e.message}", loc,
-                             [self.sources.note(e.loc, f"in the declaration of {d.name!r}")]
-                             ) from None
+            raise self.error(
+                f"{d.name}: {e.message}",
+                loc,
+                [self.sources.note(e.loc, f"in the declaration of {d.name!r}")],
+            ) from None
         self.loc = saved
         inputs = [v.node for v in bound.values() if isinstance(v, Tensor)]
         params = tuple((k, _freeze(v)) for k, v in bound.items() if not isinstance(v, Tensor))
@@ -836,25 +839,8 @@ class Elaborator:
         elif n == "any":
             ok = True
         else:
-            raise self.error(
-                f"unknown type {n!r} in annotation of {what}"
-                + did_you_mean(
-                    n,
-                    [
-                        "int",
-                        "float",
-                        "bool",
-                        "str",
-                        "tensor",
-                        "image",
-                        "vector",
-                        "tokens",
-                        "op",
-                        "list",
-                        "any",
-                    ],
-                ),
-                loc,
+            raise self.error(  # (annotations are checked when a module loads; defensive)
+                f"unknown type {n!r} in annotation of {what}{did_you_mean(n, ANNOTATIONS)}", loc
             )
         if not ok:
             shown = "" if isinstance(v, Tensor) else f" {show(v)}"
@@ -906,8 +892,9 @@ class Elaborator:
                 x = self._sym_value(v, env, loc)
                 if not isinstance(x, int) or isinstance(x, bool) or x < 1:
                     when = ", ".join(f"{k}={show(val)}" for k, val in env.items())
-                    raise self.error(f"{what} must be a positive integer, but is {show(x)} "
-                                     f"when {when}", loc)
+                    raise self.error(
+                        f"{what} must be a positive integer, but is {show(x)} when {when}", loc
+                    )
             return v
         if isinstance(v, float) and v.is_integer():
             v = int(v)

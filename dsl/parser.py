@@ -139,8 +139,9 @@ def decode(text: str | bytes, file: str) -> str:
             start = text.rfind(b"\n", 0, e.start) + 1
             end = text.find(b"\n", e.start)
             shown = text[start : end if end >= 0 else len(text)].decode("utf-8", "replace")
-            loc = SourceLoc(file=file, line=line, col=len(text[start : e.start].decode(
-                "utf-8", "replace")) + 1)
+            loc = SourceLoc(
+                file=file, line=line, col=len(text[start : e.start].decode("utf-8", "replace")) + 1
+            )
             raise NasError(f"not valid UTF-8 (byte 0x{text[e.start]:02x})", loc, shown) from None
     if len(text) > MAX_FILE_BYTES:
         raise NasError(
@@ -153,8 +154,9 @@ def decode(text: str | bytes, file: str) -> str:
         start = text.rfind("\n", 0, bad) + 1
         end = text.find("\n", bad)
         shown = text[start : end if end >= 0 else len(text)].replace("\x00", " ")
-        raise NasError("NUL byte in source (is this a binary file?)",
-                       _loc(file, line, bad - start + 1), shown)
+        raise NasError(
+            "NUL byte in source (is this a binary file?)", _loc(file, line, bad - start + 1), shown
+        )
     return text
 
 
@@ -162,21 +164,19 @@ def _loc(file: str, line: int, col: int, end_line: int | None = None, end_col: i
     return SourceLoc(file=file, line=line, col=col, end_line=end_line, end_col=end_col)
 
 
-def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]:
-    """Refuse absurd nesting before the parser builds a tree that deep; collect the comments."""
-    comments: list[ast.Comment] = []
-    depth, line, col, in_str, in_comment = 0, 1, 0, False, False
-    prev = ""
-    start = str_start = 0
-    str_col = 0
+def _scan(text: str):
+    """Brackets, comments and strings of ``text``, as events ``(kind, line, col, detail)``:
+    ``open``/``close`` (the bracket), ``comment`` (its text), ``unterminated`` (a string left
+    open at a line end or the end of the file). Lexing here is only this coarse."""
+    line, col, in_str, in_comment, prev = 1, 0, False, False, ""
+    start = str_col = 0
     for i, ch in enumerate(text):
         col += 1
-        if ch == "\n" and in_str:
-            raise sources.error("unterminated string: a string ends on the line it starts",
-                                _loc(file, line, str_col, line, col))
         if ch == "\n":
+            if in_str:
+                yield ("unterminated", line, str_col, col)
             if in_comment:
-                comments[-1] = ast.Comment(line=line, col=comments[-1].col, text=text[start:i])
+                yield ("comment", line, comment_col, text[start:i])
             line, col, in_str, in_comment = line + 1, 0, False, False
         elif in_comment:
             pass
@@ -184,47 +184,52 @@ def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]
             if ch == '"' and prev != "\\":
                 in_str = False
         elif ch == "#":
-            in_comment, start = True, i
-            comments.append(ast.Comment(line=line, col=col, text=text[i:]))
+            in_comment, start, comment_col = True, i, col
         elif ch == '"':
-            in_str, str_start, str_col = True, i, col
+            in_str, str_col = True, col
         elif ch in "([{":
+            yield ("open", line, col, ch)
+        elif ch in ")]}":
+            yield ("close", line, col, ch)
+        prev = "" if prev == "\\" else ch
+    if in_comment:
+        yield ("comment", line, comment_col, text[start:])
+    if in_str:
+        yield ("unterminated", line, str_col, None)
+
+
+def _check_brackets(text: str, file: str, sources: Sources) -> list[ast.Comment]:
+    """Refuse absurd nesting and open strings before the parser builds a tree; collect the
+    comments (the formatter keeps them)."""
+    comments: list[ast.Comment] = []
+    depth = 0
+    for kind, line, col, detail in _scan(text):
+        if kind == "comment":
+            comments.append(ast.Comment(line=line, col=col, text=detail))
+        elif kind == "unterminated":
+            raise sources.error(
+                "unterminated string: a string ends on the line it starts",
+                _loc(file, line, col, line, detail),
+            )
+        elif kind == "open":
             depth += 1
             if depth > MAX_BRACKET_DEPTH:
-                loc = _loc(file, line, col)
-                raise sources.error(f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels", loc)
-        elif ch in ")]}":
+                raise sources.error(
+                    f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels", _loc(file, line, col)
+                )
+        else:
             depth = max(0, depth - 1)
-        prev = "" if prev == "\\" else ch
-    if in_str:
-        raise sources.error("unterminated string: a string ends on the line it starts",
-                            _loc(file, line, str_col))
-    del str_start
     return comments
 
 
 def _innermost_unclosed(text: str) -> tuple[str, int, int] | None:
     """The innermost bracket still open at the end of ``text`` (strings and comments aside)."""
     stack: list[tuple[str, int, int]] = []
-    line, col, in_str, in_comment, prev = 1, 0, False, False, ""
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col, in_str, in_comment = line + 1, 0, False, False
-        elif in_comment:
-            pass
-        elif in_str:
-            if ch == '"' and prev != "\\":
-                in_str = False
-        elif ch == "#":
-            in_comment = True
-        elif ch == '"':
-            in_str = True
-        elif ch in "([{":
-            stack.append((ch, line, col))
-        elif ch in ")]}" and stack:
+    for kind, line, col, detail in _scan(text):
+        if kind == "open":
+            stack.append((detail, line, col))
+        elif kind == "close" and stack:
             stack.pop()
-        prev = "" if prev == "\\" else ch
     return stack[-1] if stack else None
 
 
