@@ -169,7 +169,7 @@ def _scan(text: str):
     ``open``/``close`` (the bracket), ``comment`` (its text), ``unterminated`` (a string left
     open at a line end or the end of the file). Lexing here is only this coarse."""
     line, col, in_str, in_comment, prev = 1, 0, False, False, ""
-    start = str_col = 0
+    start = str_col = comment_col = 0
     for i, ch in enumerate(text):
         col += 1
         if ch == "\n":
