@@ -175,6 +175,26 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    import json
+
+    from nasc.search import search
+
+    params = dict(_define(d) for d in args.define or [])
+    result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
+                    retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
+                    space_params=params)
+    r = result.report
+    print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
+          f"{r['flops']:,} MACs · search {r['timings']['search_s']:.0f} s, retrain "
+          f"{r['timings']['retrain_s']:.0f} s")
+    print(json.dumps(r["architecture"]["choices"], sort_keys=True))
+    if result.out is not None:
+        print(f"wrote {result.out}/ (architecture.json, derived.nas, report.json, metrics.jsonl, "
+              "checkpoint.pt, derived.dot)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nasc", description="A compiler for neural-architecture-search spaces (.nas files)."
@@ -203,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ir", action="store_true", help="print the IR, one line per node")
     sp.add_argument("--all", action="store_true", help="list every choice")
     sp.set_defaults(fn=cmd_show)
+    sr = sub.add_parser("search", help="search a space on data, derive, retrain and report",
+                        description="search a space on data, derive, retrain and report")
+    sr.add_argument("space", metavar="SPACE", help="a stdlib space name or a .nas file")
+    sr.add_argument("--method", default="darts", help="darts, pc-darts, gdas, snas, spos, ...")
+    sr.add_argument("--data", default="digits", help="a built-in data set (digits)")
+    sr.add_argument("--epochs", type=int, help="search epochs (default: per data set)")
+    sr.add_argument("--retrain-epochs", type=int, help="retraining epochs of the derived net")
+    sr.add_argument("--seed", type=int, default=0)
+    sr.add_argument("--out", metavar="DIR", help="run directory for the results")
+    sr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                    help="override a space parameter of the search network")
+    sr.set_defaults(fn=cmd_search)
     fp = sub.add_parser(
         "fmt",
         help="format a .nas file canonically",

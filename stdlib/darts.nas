@@ -24,8 +24,9 @@ cell darts_cell(s0, s1, C: int, reduce: bool, reduce_prev: bool, steps: int = 4,
 }
 
 space darts(C: int = 16, layers: int = 8, classes: int = 10, steps: int = 4,
-            multiplier: int = 4, stem_multiplier: int = 3, auxiliary: bool = false) {
-    input x: image(3)
+            multiplier: int = 4, stem_multiplier: int = 3, auxiliary: bool = false,
+            in_channels: int = 3) {
+    input x: image(in_channels)
     let stem = batch_norm(conv2d(x, stem_multiplier * C, k=3))
     let s0 = stem
     let s1 = stem

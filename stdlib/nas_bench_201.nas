@@ -27,8 +27,8 @@ block resnet_basic_block(x, C: int) {
     return b + conv2d(avg_pool(x, k=2, stride=2, padding=0), C, k=1)
 }
 
-space nas_bench_201(C: int = 16, N: int = 5, classes: int = 10) {
-    input x: image(3)
+space nas_bench_201(C: int = 16, N: int = 5, classes: int = 10, in_channels: int = 3) {
+    input x: image(in_channels)
     let s = batch_norm(conv2d(x, C, k=3))
     for stage, width in enumerate([C, 2 * C, 4 * C]) {
         if stage > 0 {
