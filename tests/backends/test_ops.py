@@ -342,42 +342,10 @@ def _copy_state(dst: nn.Module, src: nn.Module) -> None:
     dst.load_state_dict(dict(zip(dst.state_dict(), b)))
 
 
-class RefSepConv(nn.Sequential):  # quark0/darts cnn/operations.py SepConv
-    def __init__(self, c_in, c_out, k, stride, padding, affine=True):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, k, stride, padding, groups=c_in, bias=False),
-            nn.Conv2d(c_in, c_in, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_in, affine=affine),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, k, 1, padding, groups=c_in, bias=False),
-            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
-        )
-
-
-class RefDilConv(nn.Sequential):  # quark0/darts cnn/operations.py DilConv
-    def __init__(self, c_in, c_out, k, stride, padding, dilation, affine=True):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, k, stride, padding, dilation=dilation, groups=c_in,
-                      bias=False),
-            nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
-        )
-
-
-class RefFactorizedReduce(nn.Module):  # quark0/darts cnn/operations.py FactorizedReduce
-    def __init__(self, c_in, c_out, affine=True):
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
-
-    def forward(self, x):
-        x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+# quark0/darts cnn/operations.py, written out once in tests/backends/reference.py
+from reference import DilConv as RefDilConv  # noqa: E402
+from reference import FactorizedReduce as RefFactorizedReduce  # noqa: E402
+from reference import SepConv as RefSepConv  # noqa: E402
 
 
 @pytest.mark.parametrize("stride", [1, 2])
