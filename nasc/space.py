@@ -143,15 +143,13 @@ class Space:
 
     # ---- printing ----------------------------------------------------------------------------
     def to_nas(self) -> str:
-        """``.nas`` text that parses back to this space."""
-        if self.graph.choice_nodes() or self._program is not None and not self._resolvable_flat():
-            if self._program is None:
-                raise NasError("this space has no source program to print")
-            return self._program.to_nas(self.name, self.params)
-        return _flat_nas(self)
-
-    def _resolvable_flat(self) -> bool:
-        return not self.graph.choice_nodes()
+        """``.nas`` text that parses back to this space: a choice-free space as a flat program
+        of op calls, a space with choices as its own source, self-contained."""
+        if not self.graph.choice_nodes():
+            return _flat_nas(self)
+        if self._program is None:
+            raise NasError("this space has no source program to print")
+        return self._program.to_nas(self.name, self.params)
 
     def __str__(self) -> str:
         return print_graph(self.graph)
