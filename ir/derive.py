@@ -27,7 +27,7 @@ from typing import Any
 from nasc.ir.decisions import LabelSpec, label_specs, order
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import InputMixture, Mixture
-from nasc.ir.passes.relax import pick_sources
+from nasc.ir.passes.relax import outgoing_edges, pick_sources
 
 
 class DeriveError(ValueError):
@@ -166,13 +166,9 @@ def _viterbi(g: Graph, weights, outgoing) -> dict[str, tuple[int, ...]]:
 
 def _outgoing_shares(g: Graph, weights) -> dict[int, list[float]]:
     """DenseNAS eq. 3: each source's beta normalised over the edges leaving it."""
-    edges: dict[int, list[tuple[int, int]]] = {}
     nodes = [r for r in g.nodes_of(InputMixture) if r.normalize == "outgoing"]
-    for r in nodes:
-        for j, src in enumerate(pick_sources(g, r.id)):
-            edges.setdefault(src, []).append((r.id, j))
     share: dict[int, list[float]] = {r.id: [0.0] * r.n for r in nodes}
-    for outs in edges.values():
+    for outs in outgoing_edges(g):
         p = softmax([weights[g[nid].label][j] for nid, j in outs])
         for (nid, j), pj in zip(outs, p):
             share[nid][j] = pj

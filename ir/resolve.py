@@ -87,9 +87,9 @@ def _is_zero(rec: Mixture, decision: Any) -> bool:
 
 def zero_source(g: Graph, rec: Mixture) -> int:
     """The tensor a mixture's candidates read, which its zero candidate zeroes."""
-    from nasc.ir.passes.sample import _candidate_region
+    from nasc.ir.passes.sample import candidate_region
 
-    _, sources = _candidate_region(g, rec)
+    _, sources = candidate_region(g, rec)
     concrete = [s for s in sources if isinstance(g[s].type.stride, int)]
     if not concrete:
         raise ResolveError(f"{rec.label!r}: the zero candidate has no input to take its shape from")

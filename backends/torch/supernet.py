@@ -33,6 +33,7 @@ from nasc.ir.nodes import (
     Output,
     ValueChoice,
 )
+from nasc.ir.passes.relax import outgoing_edges
 from nasc.ir.passes.sample import draw
 from nasc.ir.resolve import zero_source
 from torch import nn
@@ -85,6 +86,7 @@ class Supernet(nn.Module):
         self.channels_last = channels_last
         if channels_last:
             self.ops.to(memory_format=torch.channels_last)
+        self._outgoing = outgoing_edges(g)  # the graph is fixed: group the edges once
         self._order = g.topo_order()
         self._inputs = [r.name for r in g.nodes_of(Input)]
         self._mode: tuple[str, Any] = ("relax", None)
@@ -157,18 +159,13 @@ class Supernet(nn.Module):
 
     def _outgoing_shares(self) -> dict[str, list[torch.Tensor]]:
         """DenseNAS eq. 3: beta normalised over the edges leaving each source."""
-        from nasc.ir.passes.relax import pick_sources
-
-        edges: dict[int, list[tuple[str, int]]] = {}
-        nodes = [r for r in self.graph.nodes_of(InputMixture) if r.normalize == "outgoing"]
-        for r in nodes:
-            for j, src in enumerate(pick_sources(self.graph, r.id)):
-                edges.setdefault(src, []).append((r.label, j))
+        g = self.graph
+        nodes = [r for r in g.nodes_of(InputMixture) if r.normalize == "outgoing"]
         shares: dict[str, list[Any]] = {r.label: [None] * r.n for r in nodes}
-        for outs in edges.values():
-            beta = torch.stack([self.alpha[self._index[lab]][j] for lab, j in outs])
-            for (lab, j), p in zip(outs, F.softmax(beta, dim=0)):
-                shares[lab][j] = p
+        for outs in self._outgoing:
+            beta = torch.stack([self.alpha[self._index[g[nid].label]][j] for nid, j in outs])
+            for (nid, j), p in zip(outs, F.softmax(beta, dim=0)):
+                shares[g[nid].label][j] = p
         return shares
 
     def expected_cost(self, kind: str = "params", *, input_size: Any = (32, 32),

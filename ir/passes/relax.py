@@ -155,6 +155,20 @@ def pick_sources(g: Graph, nid: int) -> list[int]:
     return out
 
 
+def outgoing_edges(g: Graph) -> list[list[tuple[int, int]]]:
+    """The edges of ``normalize="outgoing"`` input mixtures grouped by the node they leave:
+    for each source, its ``(mixture id, input slot)`` pairs (DenseNAS eq. 3 normalises beta
+    over each group)."""
+    from nasc.ir.nodes import InputMixture
+
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for r in g.nodes_of(InputMixture):
+        if r.normalize == "outgoing":
+            for j, src in enumerate(pick_sources(g, r.id)):
+                groups.setdefault(src, []).append((r.id, j))
+    return list(groups.values())
+
+
 register(
     Pass(
         name="relax",
@@ -164,4 +178,4 @@ register(
     )
 )
 
-__all__ = ["ZERO", "pick_sources", "relax", "attrs"]
+__all__ = ["ZERO", "outgoing_edges", "pick_sources", "relax", "attrs"]

@@ -153,7 +153,7 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
     for mid in [r.id for r in g.nodes_of(Mixture)]:
         # read `out`: earlier mixtures' users already read their partial merge
         rec = out[mid]
-        region, sources = _candidate_region(out, rec)
+        region, sources = candidate_region(out, rec)
         if len(sources) != 1:
             continue
         (x,) = sources
@@ -205,7 +205,7 @@ def partial_channels(g: Graph, *, k: int = 4, shuffle: bool = True, fixed: bool 
     return out.renumbered()
 
 
-def _candidate_region(g: Graph, m: Mixture) -> tuple[list[int], set[int]]:
+def candidate_region(g: Graph, m: Mixture) -> tuple[list[int], set[int]]:
     """The nodes that exist only for some candidate of ``m`` (every guard term decides its
     label), in topological order, and the tensors from outside that they read."""
 
