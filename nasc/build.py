@@ -100,11 +100,49 @@ METHODS: dict[str, dict[str, Any]] = {
     # partial channels 1/4 with a fixed mask and no edge normalisation (eq. 7).
     "dcnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs", "inputs": 2,
               "tau": 5.0, "partial_channels": 4, "fixed_mask": True},
+    # HR-NAS (Ding et al., 2021): every search unit (MixConv channel, transformer token) gets an
+    # importance factor, its BN scale; units with |factor| <= eps are removed (§3.3, §4.1).
+    "hrnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
+              "alignment": "hrnas", "importance": True, "eps": 1e-3},
 }
 
 _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
             "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine",
-            "channels_last"}
+            "channels_last", "device", "importance", "eps"}
+
+
+def _config(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    if method not in METHODS:
+        raise NasError(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        known = ", ".join(sorted(_OPTIONS))
+        raise NasError(f"unknown option {sorted(unknown)[0]!r}; known: {known}")
+    return {**METHODS[method], **options}
+
+
+def method_pipeline(method: str = "darts", **options: Any) -> list:
+    """The passes ``nasc.compile`` runs for ``method`` with ``options`` (see ``compile``)."""
+    from nasc.ir.passes import registered
+
+    cfg = _config(method, options)
+    pipeline = [
+        registered("insert_alignment", policy=cfg.get("alignment", "dcnas")),
+        registered("relax", weighting=cfg["weighting"], tau=cfg.get("tau", 1.0),
+                   hard=cfg.get("hard", False), zero=cfg["zero"],
+                   edge_weights=cfg["edge_weights"]),
+    ]
+    if cfg.get("importance"):  # HR-NAS search units relaxed with importance factors
+        pipeline.append(registered("importance", eps=cfg.get("eps", 1e-3)))
+    if cfg.get("partial_channels", 1) > 1:  # before CSE: each mixture slices its input
+        pipeline.append(registered("partial_channels", k=cfg["partial_channels"],
+                                   fixed=cfg.get("fixed_mask", False)))
+    pipeline.append(registered("cse"))
+    if cfg.get("sampling") or cfg.get("inputs"):
+        pipeline.append(registered("sample", ops=cfg.get("sampling"),
+                                   paths=cfg.get("paths", 1), inputs=cfg.get("inputs", 0),
+                                   tau=cfg.get("tau", 1.0)))
+    return pipeline
 
 
 def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=...)
@@ -122,7 +160,9 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     (uniform|binary_gate|multinomial), ``paths=n``, ``inputs=n`` (sampled inputs per input
     choice), ``alignment`` (default policy for align nodes), ``seed`` (initial architecture
     parameters), ``affine`` (BN inside cells; DARTS-family methods default to False),
-    ``channels_last`` (NHWC memory layout for the candidates, default True).
+    ``channels_last`` (NHWC memory layout for the candidates, default True), ``device``
+    (where the weights are allocated and initialised, default the CPU: on a GPU a large
+    supernet initialises in a fraction of the CPU's time).
     ``passes=[...]`` replaces the pipeline with registered passes or ``Pass`` objects.
     """
     import torch
@@ -131,39 +171,19 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     from nasc.backends.torch.supernet import Supernet
     from nasc.ir.passes import PassManager, registered
 
-    if method not in METHODS:
-        raise NasError(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        known = ", ".join(sorted(_OPTIONS))
-        raise NasError(f"unknown option {sorted(unknown)[0]!r}; known: {known}")
-    cfg = {**METHODS[method], **options}
+    cfg = _config(method, options)
+    pipeline = method_pipeline(method, **options) if passes is None else [
+        registered(p) if isinstance(p, str) else p for p in passes]
+    if passes is not None and not any(
+            getattr(p, "name", "") == "insert_alignment" for p in pipeline):
+        pipeline.insert(0, registered("insert_alignment"))
     darts_family = method in ("darts", "pc-darts", "gdas", "snas")
-    if passes is None:
-        pipeline = [
-            registered("insert_alignment", policy=cfg.get("alignment", "dcnas")),
-            registered("relax", weighting=cfg["weighting"], tau=cfg.get("tau", 1.0),
-                       hard=cfg.get("hard", False), zero=cfg["zero"],
-                       edge_weights=cfg["edge_weights"]),
-        ]
-        if cfg.get("partial_channels", 1) > 1:  # before CSE: each mixture slices its input
-            pipeline.append(registered("partial_channels", k=cfg["partial_channels"],
-                                       fixed=cfg.get("fixed_mask", False)))
-        pipeline.append(registered("cse"))
-        if cfg.get("sampling") or cfg.get("inputs"):
-            pipeline.append(registered("sample", ops=cfg.get("sampling"),
-                                       paths=cfg.get("paths", 1), inputs=cfg.get("inputs", 0),
-                                       tau=cfg.get("tau", 1.0)))
-    else:
-        pipeline = [registered(p) if isinstance(p, str) else p for p in passes]
-        if not any(getattr(p, "name", "") == "insert_alignment" for p in pipeline):
-            pipeline.insert(0, registered("insert_alignment"))
     g = PassManager(pipeline).run(space.graph)
     if "seed" in cfg:
         torch.manual_seed(cfg["seed"])
     net = Supernet(g, library or default_library(), affine=cfg.get("affine", not darts_family),
                    search=darts_family, name=space.name,
-                   channels_last=cfg.get("channels_last", True))
+                   channels_last=cfg.get("channels_last", True), device=cfg.get("device"))
     net.method = method
     net.space = space
     return net

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from nasc.backends.torch.library import OpCall, OpLibrary
-from nasc.backends.torch.mixture import split_bn_tail, weighted_bn_sum
+from nasc.backends.torch.mixture import split_bn_tail
+from nasc.backends.triton import dispatch as kernels
 from nasc.ir.derive import derive
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
@@ -48,7 +49,7 @@ class Supernet(nn.Module):
 
     def __init__(self, g: Graph, library: OpLibrary, *, affine: bool, search: bool,
                  name: str = "supernet", channels_last: bool = True,
-                 fuse_bn_tail: bool = True) -> None:
+                 fuse_bn_tail: bool = True, device: torch.device | str | None = None) -> None:
         super().__init__()
         if g.choice_nodes():
             kinds = sorted({type(r).__name__ for r in g.choice_nodes()})
@@ -58,12 +59,8 @@ class Supernet(nn.Module):
         self.graph = g
         self.space_name = name
         self.affine, self.search = affine, search
-        self.ops = nn.ModuleDict()
-        for rec in g.nodes_of(Op):
-            call = OpCall(op=rec.op, params=dict(rec.params),
-                          in_types=tuple(g[i].type for i in g.inputs(rec.id)),
-                          out_type=rec.type, affine=affine, search=search)
-            self.ops[str(rec.id)] = library.build(call)
+        self.ops = _build_ops(g, library, affine=affine, search=search, device=device,
+                              channels_last=channels_last)
         # one parameter vector per label, initialised as in DARTS (1e-3 * N(0, 1))
         self.alpha = nn.ParameterList()
         self.labels: list[str] = []
@@ -74,7 +71,8 @@ class Supernet(nn.Module):
             if rec.label not in self._index:
                 self._index[rec.label] = len(self.labels)
                 self.labels.append(rec.label)
-                self.alpha.append(nn.Parameter(1e-3 * torch.randn(len(rec.options))))
+                self.alpha.append(
+                    nn.Parameter(1e-3 * torch.randn(len(rec.options), device=device)))
         self.fuse_bn_tail = fuse_bn_tail
         self._tails = {
             nid: t for nid, m in self.ops.items() if (t := split_bn_tail(m)) is not None
@@ -82,10 +80,7 @@ class Supernet(nn.Module):
         self._zero_src = {
             r.id: zero_source(g, r) for r in g.nodes_of(Mixture) if not all(r.computed)
         }
-        # memory layout is a compiler decision: NHWC convolutions are about 2x faster on CPU
         self.channels_last = channels_last
-        if channels_last:
-            self.ops.to(memory_format=torch.channels_last)
         self._outgoing = outgoing_edges(g)  # the graph is fixed: group the edges once
         self._order = g.topo_order()
         self._inputs = [r.name for r in g.nodes_of(Input)]
@@ -297,14 +292,17 @@ class Supernet(nn.Module):
         if slots is not None:  # sampled paths: renormalise over them (ProxylessNAS two-path)
             ws = w[[live[s] for s in chosen]]
             ws = ws / ws.sum()
-            return _sum([wi * values[ins[s]] for wi, s in zip(ws, chosen)])
+            return kernels.weighted_sum(ws, [values[ins[s]] for s in chosen])
+        # the plain candidates' weighted sum, then the fused BN tails added onto it
+        plain = [s for s in chosen if ins[s] not in self._fused_now]
         tails = [s for s in chosen if ins[s] in self._fused_now]
-        terms = [w[live[s]] * values[ins[s]] for s in chosen if ins[s] not in self._fused_now]
+        out = kernels.weighted_sum(
+            w[[live[s] for s in plain]], [values[ins[s]] for s in plain]) if plain else None
         if tails:
-            terms.append(weighted_bn_sum(
+            out = kernels.weighted_bn_sum(
                 torch.stack([w[live[s]] for s in tails]), [values[ins[s]] for s in tails],
-                [self._tails[str(ins[s])][1] for s in tails], self.training))
-        return _sum(terms)
+                [self._tails[str(ins[s])][1] for s in tails], self.training, base=out)
+        return out
 
     def _input_mixture(self, rec: InputMixture, ins: list[int], values) -> torch.Tensor:
         slots = self._active_slots(rec)
@@ -315,8 +313,76 @@ class Supernet(nn.Module):
         p = self._weights(rec)
         if slots is not None:
             p = p[chosen] / p[chosen].sum()
-        weighted = [pj * x for pj, x in zip(p, xs)]
-        return torch.cat(weighted, dim=1) if rec.merge == "concat" else _sum(weighted)
+        if rec.merge == "concat":
+            return kernels.weighted_concat(p, xs)
+        return kernels.weighted_sum(p, xs)
+
+
+def _build_ops(g: Graph, library: OpLibrary, *, affine: bool, search: bool,
+               device: torch.device | str | None, channels_last: bool) -> nn.ModuleDict:
+    """One module per op node, keyed by IR id, initialised on ``device``.
+
+    Construction is the dominant cost of a large supernet (a DCNAS supernet at L=14 has
+    hundreds of millions of weights): each module is built on the meta device (no allocation,
+    no initialisation), laid out (NHWC convolutions are about 2x faster on the CPU: memory
+    layout is a compiler decision), then materialised once on ``device`` and initialised there
+    by the modules' own ``reset_parameters``, which is PyTorch's default initialisation. A
+    module with state that ``reset_parameters`` would not restore is built directly on the
+    device instead.
+    """
+    ops = nn.ModuleDict()
+    device = torch.device(device or "cpu")
+    for rec in g.nodes_of(Op):
+        call = OpCall(op=rec.op, params=dict(rec.params),
+                      in_types=tuple(g[i].type for i in g.inputs(rec.id)),
+                      out_type=rec.type, affine=affine, search=search)
+        with torch.device("meta"):
+            module = library.build(call)
+        if _resettable(module):
+            for m in module.modules():
+                if _has_state(m):
+                    _materialize(m, device, channels_last)
+                    m.reset_parameters()
+        else:
+            with torch.device(device):
+                module = library.build(call)
+            if channels_last:
+                module.to(memory_format=torch.channels_last)
+        ops[str(rec.id)] = module
+    return ops
+
+
+def _materialize(m: nn.Module, device: torch.device, channels_last: bool) -> None:
+    """Give ``m``'s own meta parameters and buffers uninitialised storage on ``device``
+    (NHWC for 4-d weights when ``channels_last``)."""
+    def empty(t: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if channels_last and t.dim() == 4 else torch.contiguous_format
+        return torch.empty(t.shape, dtype=t.dtype, device=device, memory_format=fmt)
+
+    for name, p in m._parameters.items():
+        if p is not None:
+            m._parameters[name] = nn.Parameter(empty(p), requires_grad=p.requires_grad)
+    for name, b in m._buffers.items():
+        if b is not None:
+            m._buffers[name] = empty(b)
+
+
+def _has_state(m: nn.Module) -> bool:
+    return next(m.parameters(recurse=False), None) is not None or next(
+        m.buffers(recurse=False), None) is not None
+
+
+def _resettable(module: nn.Module) -> bool:
+    """Whether every submodule that holds state restores all of it in ``reset_parameters``
+    (PyTorch's own layers do; a user's module with hand-set tensors may not)."""
+    return all(type(m) in _RESETTABLE for m in module.modules() if _has_state(m))
+
+
+#: Layers whose ``reset_parameters`` restores every parameter and buffer they own (exact
+#: types: a subclass may initialise differently).
+_RESETTABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear,
+               nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+               nn.Embedding)
 
 
 def _sum(xs: list[torch.Tensor]) -> torch.Tensor:

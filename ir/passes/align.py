@@ -6,7 +6,10 @@ An ``Align`` node (written ``align(x, channels=C, stride=s, policy=...)`` in a s
 * ``"darts"`` — DARTS cell preprocessing: ``factorized_reduce`` per halving of the resolution,
   ``relu_conv_bn`` (1×1) for a change of width alone (Liu et al., DARTS, §2.1; quark0/darts).
 * ``"dcnas"`` — the DCNAS shape-alignment layer ``H`` (eq. 4): one strided 3×3 conv per halving
-  down, bilinear upsampling followed by a 1×1 conv up, a 1×1 conv for the width alone.
+  down (the paper is silent on the widths in between; they follow HRNet's fuse layers, which
+  DCNAS builds on: the input's width until the last conv, which maps to the target's), bilinear
+  upsampling followed by a 1×1 conv up, a 1×1 conv for the width alone, nothing when the
+  shapes already agree.
 * ``"hrnas"`` — HR-NAS/HRNet fusion: strided 3×3 convs down, a 1×1 conv then upsampling up.
 
 DenseNAS head layers are searchable (a mixture of MBConv candidates per incoming branch), so they
@@ -71,15 +74,16 @@ def _dcnas(a: TensorType, b: TensorType) -> list[Step] | None:
         return None
     steps: list[Step] = []
     t = a
-    if m > 0:
-        for _ in range(m):
-            t = TensorType.image(b.channels, t.stride * 2)
-            steps.append(_conv(b.channels, 3, 2, t))
+    if m > 0:  # HRNet's fuse-layer chain: the input width until the last halving
+        for i in range(m):
+            c = b.channels if i == m - 1 else a.channels
+            t = TensorType.image(c, t.stride * 2)
+            steps.append(_conv(c, 3, 2, t))
         return steps
     if m < 0:
         t = TensorType.image(a.channels, b.stride)
         steps.append(_up(2**-m, t))
-    if t.channels != b.channels or not steps:
+    if t.channels != b.channels:
         steps.append(_conv(b.channels, 1, 1, b))
     return steps
 

@@ -31,7 +31,8 @@ def prune_collapsed(
         m = max(alpha)
         e = [math.exp(a - m) for a in alpha]
         w = [x / sum(e) for x in e]
-        best = max((i for i, c in enumerate(rec.computed) if c), key=lambda i: w[i])
+        # the strongest by alpha itself: softmax can round near-ties to equal weights
+        best = max((i for i, c in enumerate(rec.computed) if c), key=lambda i: alpha[i])
         computed = tuple(c and (w[i] >= eps or i == best) for i, c in enumerate(rec.computed))
         if computed == rec.computed:
             continue

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
+import networkx as nx
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import InputMixture, Mixture, Op
 from nasc.ir.passes.manager import Pass, PassError, register
@@ -227,7 +228,8 @@ def candidate_region(g: Graph, m: Mixture) -> tuple[list[int], set[int]]:
             stack.extend(g.inputs(n))
         else:
             sources.add(n)
-    order = [n for n in g.topo_order() if n in region]
+    # the region is small: sort it alone (the whole graph's order may be stale mid-pass)
+    order = list(nx.lexicographical_topological_sort(g.nx.subgraph(region)))
     return order, sources
 
 

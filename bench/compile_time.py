@@ -1,0 +1,68 @@
+"""Text to ready supernet, phase by phase, for the DCNAS space at L = 4..14 (issue 6).
+
+    python bench/compile_time.py [--F 64] [--layers 4 6 8 10 12 14] [--repeats 3]
+
+Phases (best of ``--repeats``): ``load`` (parse, elaborate, verify the space), ``passes``
+(the dcnas pipeline: alignment, relaxation, partial channels, CSE, sampling), ``modules``
+(every op's module built and laid out, weights on the meta device: the structure), ``init``
+(the weights allocated and initialised on the CPU: PyTorch's default initialisation, bound by
+the random-number generator and memory bandwidth). The connection count is 8L(L+1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from nasc.backends.torch.library import default_library
+from nasc.backends.torch.supernet import Supernet
+from nasc.ir.passes import PassManager
+
+import nasc
+from nasc.build import method_pipeline
+
+
+def best(fn, repeats: int) -> tuple[float, object]:
+    out, times = None, []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def phases(L: int, F: int, repeats: int) -> dict[str, float]:
+    lib = default_library()
+    t_load, space = best(lambda: nasc.load("dcnas", L=L, F=F), repeats)
+    t_pass, g = best(lambda: PassManager(method_pipeline("dcnas")).run(space.graph), repeats)
+
+    def build(device: str) -> Supernet:
+        return Supernet(g, lib, affine=True, search=False, device=device)
+
+    t_mod, net = best(lambda: build("meta"), repeats)
+    t_all, _ = best(lambda: build("cpu"), repeats)
+    return {"L": L, "connections": 8 * L * (L + 1), "load": t_load, "passes": t_pass,
+            "modules": t_mod, "init": max(t_all - t_mod, 0.0),
+            "params": sum(p.numel() for p in net.parameters())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--F", type=int, default=64)
+    ap.add_argument("--layers", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, F={args.F}")
+    print("| L | connections | load (s) | passes (s) | modules (s) | text to structure (s) "
+          "| init (s) | parameters |")
+    print("|---|---|---|---|---|---|---|---|")
+    for L in args.layers:
+        r = phases(L, args.F, args.repeats)
+        structure = r["load"] + r["passes"] + r["modules"]
+        print(f"| {L} | {r['connections']} | {r['load']:.2f} | {r['passes']:.2f} | "
+              f"{r['modules']:.2f} | {structure:.2f} | {r['init']:.2f} | {r['params']:,} |")
+
+
+if __name__ == "__main__":
+    main()
