@@ -50,9 +50,17 @@ def derive(
     whole path instead of each edge alone: ``score(j) = max_i score(i) * p_ij`` over the
     transition probabilities, so a block follows the predecessor on the most probable path
     from the network input (DenseNAS §3.3.1, Viterbi decoding).
+
+    ``method="bfs"`` decodes a densely connected space from its outputs (DCNAS §3.5): a
+    breadth-first search walks back from every output; each input mixture it reaches keeps the
+    ``n`` inputs of highest transmission probability ``p`` (eq. 3), ``n`` being the number of
+    paths it sampled during the search (eq. 5–6; its ``k`` range otherwise), and the search
+    continues only through the kept inputs. Mixtures it never reaches are not part of the
+    derived network; they are decided by the same rule (so the architecture is complete) and
+    fall away as dead code when it is resolved. :func:`reached` gives the modules kept.
     """
-    if method not in ("auto", "viterbi"):
-        raise DeriveError(f"unknown derivation method {method!r} (auto, viterbi)")
+    if method not in METHODS:
+        raise DeriveError(f"unknown derivation method {method!r} ({', '.join(METHODS)})")
     specs = _relaxed_specs(g)
     mixtures = {r.label: r for r in g.nodes_of(Mixture)}
     inputs = {r.label: r for r in g.nodes_of(InputMixture)}
@@ -69,7 +77,11 @@ def derive(
         if len(weights[lab]) != want:
             raise DeriveError(f"{lab!r} has {len(weights[lab])} weights, needs {want}")
     outgoing = _outgoing_shares(g, weights)
-    paths = _viterbi(g, weights, outgoing) if method == "viterbi" else {}
+    paths: dict[str, tuple[int, ...]] = {}
+    if method == "viterbi":
+        paths = _viterbi(g, weights, outgoing)
+    elif method == "bfs":
+        paths = {g[nid].label: kept for nid, kept in _bfs(g, weights, outgoing)[1].items()}
     known: dict[str, Any] = {}
     for lab in order(specs):
         if not specs[lab].guard.holds(known):
@@ -164,6 +176,56 @@ def _viterbi(g: Graph, weights, outgoing) -> dict[str, tuple[int, ...]]:
     return best
 
 
+def _top_n(g: Graph, rec: InputMixture, weights, outgoing) -> tuple[int, ...]:
+    """The ``n`` most probable inputs (``n`` = sampled paths, clamped to the ``k`` range)."""
+    n = min(max(rec.paths or rec.k_min, rec.k_min), rec.k_max, rec.n)
+    p = _edge_probs(g, rec, weights, outgoing)
+    return tuple(sorted(sorted(range(rec.n), key=lambda j: (-p[j], j))[:n]))
+
+
+def _bfs(g: Graph, weights, outgoing) -> tuple[list[int], dict[int, tuple[int, ...]]]:
+    """DCNAS §3.5: breadth-first from the outputs over the kept inputs of each input mixture.
+    Returns the input mixtures in the order reached and every input mixture's kept inputs."""
+    from collections import deque
+
+    from nasc.ir.nodes import Output
+
+    kept = {r.id: _top_n(g, r, weights, outgoing) for r in g.nodes_of(InputMixture)}
+
+    def modules_behind(starts: list[int]) -> list[int]:
+        """The input mixtures first met walking back from ``starts`` (ops pass through)."""
+        found, stack, seen = [], list(reversed(starts)), set()
+        while stack:
+            nid = stack.pop()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            if nid in kept:
+                found.append(nid)
+            else:
+                stack.extend(reversed(g.inputs(nid)))
+        return found
+
+    reached: list[int] = []
+    queue = deque(modules_behind([r.id for r in g.nodes_of(Output)]))
+    seen: set[int] = set()
+    while queue:
+        nid = queue.popleft()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        reached.append(nid)
+        ins = g.inputs(nid)
+        queue.extend(modules_behind([ins[j] for j in kept[nid]]))
+    return reached, kept
+
+
+def reached(g: Graph, weights: Mapping[str, Sequence[float]]) -> list[str]:
+    """The labels of the input mixtures the DCNAS breadth-first decoding reaches from the
+    outputs, in the order it reaches them (the fusion modules of the derived network)."""
+    return [g[nid].label for nid in _bfs(g, weights, _outgoing_shares(g, weights))[0]]
+
+
 def _outgoing_shares(g: Graph, weights) -> dict[int, list[float]]:
     """DenseNAS eq. 3: each source's beta normalised over the edges leaving it."""
     nodes = [r for r in g.nodes_of(InputMixture) if r.normalize == "outgoing"]
@@ -175,4 +237,7 @@ def _outgoing_shares(g: Graph, weights) -> dict[int, list[float]]:
     return share
 
 
-__all__ = ["DeriveError", "derive", "softmax"]
+#: The derivation methods :func:`derive` knows.
+METHODS = ("auto", "viterbi", "bfs")
+
+__all__ = ["METHODS", "DeriveError", "derive", "reached", "softmax"]
