@@ -60,7 +60,7 @@ class Limits:
     max_int: int = (1 << 63) - 1
     max_list: int = 100_000
     max_str: int = 10_000
-    max_options: int = 1_000
+    max_options: int = 10_000
 
 
 class _Return(Exception):
@@ -733,38 +733,45 @@ class Elaborator:
         return Tensor(node=nid, type=ty)
 
     def _check_requirements(self, d: ast.OpDecl, bound: dict[str, Any], module, loc) -> None:
-        """Check ``require`` clauses, under every decision of the value choices involved."""
-        if not d.requires:
-            return
-        labels = labels_of(
-            tuple(v.type.channels if isinstance(v, Tensor) else v for v in bound.values())
-        )
-        labels |= labels_of(tuple(v.type.stride for v in bound.values() if isinstance(v, Tensor)))
-        envs = sampled_assignments(labels, self.domains, 4096) if labels else iter([{}])
-        for env in envs:
-            scope = Scope()
-            for k, v in bound.items():
-                if isinstance(v, Tensor):
-                    v = attrs.evolve(
-                        v,
-                        type=attrs.evolve(
-                            v.type,
-                            channels=evaluate(v.type.channels, env),
-                            stride=evaluate(v.type.stride, env),
-                        ),
+        """Check ``require`` clauses, under every decision of the value choices involved.
+
+        A clause is split at its top-level ``and``s and each part is checked over the value
+        choices of the parameters it names only: ``c3 >= 0 and c5 >= 0`` is two checks over
+        one label each, not one over their product (which a wide search block makes huge).
+        """
+        for req in d.requires:
+            for part in _conjuncts(req.test):
+                names = _names(part)
+                used = [v for k, v in bound.items() if k in names]
+                labels = labels_of(
+                    tuple(v.type.channels if isinstance(v, Tensor) else v for v in used))
+                labels |= labels_of(tuple(v.type.stride for v in used if isinstance(v, Tensor)))
+                envs = sampled_assignments(labels, self.domains, 4096) if labels else [{}]
+                for env in envs:
+                    scope = Scope()
+                    for k, v in bound.items():
+                        if k not in names:
+                            continue
+                        if isinstance(v, Tensor):
+                            v = attrs.evolve(
+                                v,
+                                type=attrs.evolve(
+                                    v.type,
+                                    channels=evaluate(v.type.channels, env),
+                                    stride=evaluate(v.type.stride, env),
+                                ),
+                            )
+                        scope.vars[k] = evaluate(v, env) if not isinstance(v, list) else v
+                    if self._truth(self.eval(part, scope, module), part.loc):
+                        continue
+                    msg = req.message or f"requirement of {d.name!r} does not hold"
+                    detail = ", ".join(f"{k}={show(v)}" for k, v in scope.vars.items())
+                    when = f" when {', '.join(f'{k}={v}' for k, v in env.items())}" if env else ""
+                    raise self.error(
+                        f"{d.name}: {msg} ({detail}){when}",
+                        loc,
+                        [self.sources.note(req.test.loc, "required here")],
                     )
-                scope.vars[k] = evaluate(v, env) if not isinstance(v, list) else v
-            for req in d.requires:
-                if self._truth(self.eval(req.test, scope, module), req.test.loc):
-                    continue
-                msg = req.message or f"requirement of {d.name!r} does not hold"
-                detail = ", ".join(f"{k}={show(v)}" for k, v in scope.vars.items())
-                when = f" when {', '.join(f'{k}={v}' for k, v in env.items())}" if env else ""
-                raise self.error(
-                    f"{d.name}: {msg} ({detail}){when}",
-                    loc,
-                    [self.sources.note(req.test.loc, "required here")],
-                )
 
     def _call_block(self, fn: BlockValue, args, kwargs, loc: SourceLoc) -> Any:
         d = fn.decl
@@ -1239,3 +1246,24 @@ def run_module_lets(el: Elaborator, env: ModuleEnv) -> None:
 
 
 __all__ = ["BUILTINS", "Elaborator", "Limits", "run_module_lets"]
+
+
+def _conjuncts(e: ast.Expr) -> list[ast.Expr]:
+    """``a and b and c`` as ``[a, b, c]`` (any other expression as itself)."""
+    if isinstance(e, ast.BinOp) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _names(e: Any) -> set[str]:
+    """Every name an expression reads (through all its sub-expressions)."""
+    if isinstance(e, ast.Name):
+        return {e.id}
+    out: set[str] = set()
+    if attrs.has(type(e)):
+        for f in attrs.fields(type(e)):
+            out |= _names(getattr(e, f.name))
+    elif isinstance(e, tuple | list):
+        for x in e:
+            out |= _names(x)
+    return out

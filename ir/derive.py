@@ -27,7 +27,7 @@ from typing import Any
 from nasc.ir.decisions import LabelSpec, label_specs, order
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import InputMixture, Mixture
-from nasc.ir.passes.relax import outgoing_edges, pick_sources
+from nasc.ir.passes.relax import edge_choice, outgoing_edges, pick_sources
 
 
 class DeriveError(ValueError):
@@ -125,7 +125,7 @@ def _argmax_values(spec: LabelSpec, w: Sequence[float]) -> Any:
 
 
 def _strength_of_edge(g: Graph, nid: int, weights: Mapping[str, Sequence[float]]) -> float | None:
-    rec = g[nid]
+    rec = g[edge_choice(g, nid)]
     if not isinstance(rec, Mixture):
         return None
     w = softmax(weights[rec.label])

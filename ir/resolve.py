@@ -23,6 +23,7 @@ from nasc.ir.nodes import (
     RepeatChoice,
     ValueChoice,
 )
+from nasc.ir.passes.batch import unbatched
 from nasc.ir.sym import evaluate
 from nasc.ir.types import TensorType
 
@@ -66,13 +67,17 @@ def resolve_graph(
                 alias[rec.id] = out.add(Merge, picked, type=ty, mode=rec.merge, loc=rec.loc)
                 source[alias[rec.id]] = rec.id
             continue
+        single = unbatched(g, rec)  # a slice of a kernel-size batch: the candidate it stands for
+        if single is not None:
+            batch, rec = single
+            ins = g.inputs(batch)
         fields = {f.name: getattr(rec, f.name) for f in attrs.fields(type(rec))}
         fields.pop("id")
         fields.update(type=ty, guard=Guard.TRUE)
         if isinstance(rec, Op):
             fields["params"] = tuple((k, evaluate(v, decisions)) for k, v in rec.params)
         alias[rec.id] = out.add(type(rec), [alias[i] for i in ins], **fields)
-        source[alias[rec.id]] = rec.id
+        source[alias[rec.id]] = rec.id if single is None else batch
     remove_dead(out)
     renumber: dict[int, int] = {}
     final = out.renumbered(mapping=renumber)

@@ -18,6 +18,7 @@ from nasc.architecture import Architecture
 from nasc.backends.torch.library import OpLibrary
 from nasc.dsl.diagnostics import NasError
 from nasc.ir.passes.align import insert_alignment
+from nasc.ir.passes.drop_path import elide_drop_path
 from nasc.lowering.fx import lower
 from nasc.space import Space
 
@@ -45,12 +46,13 @@ def instantiate(
         resolved = space
     else:
         resolved = space.resolve(arch)
-    g = insert_alignment(resolved.graph, policy=alignment)
+    g = elide_drop_path(insert_alignment(resolved.graph, policy=alignment))
     return lower(g, library=library, name=space.name)
 
 
 def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx.GraphModule:
     """The supernet's graph resolved under ``arch``, with the chosen paths' weights."""
+    from nasc.backends.torch.batched import KernelBatch
     from nasc.backends.torch.library import default_library
     from nasc.backends.torch.supernet import Supernet
     from nasc.ir.nodes import Op
@@ -63,13 +65,19 @@ def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx
     decisions = dict(space.canonical(arch))
     provenance: dict[int, int] = {}
     g = resolve_graph(supernet.graph, decisions, provenance=provenance)
+    kept = elide_drop_path(g, mapping := {})
+    provenance = {mapping[n]: p for n, p in provenance.items() if n in mapping}
+    g = kept
     names: dict[int, str] = {}
     net = lower(g, library=library or default_library(), affine=supernet.affine,
                 search=supernet.search, name=space.name, module_names=names)
     for rec in g.nodes_of(Op):
         key = str(provenance[rec.id])
         if key in supernet.ops:  # (a chosen zero candidate has no module, and no weights)
-            getattr(net, names[rec.id]).load_state_dict(supernet.ops[key].state_dict())
+            src = supernet.ops[key]  # a kernel-size batch gives the chosen candidate's weights
+            state = (src.candidate_state(dict(rec.params)) if isinstance(src, KernelBatch)
+                     else src.state_dict())
+            getattr(net, names[rec.id]).load_state_dict(state)
     return net
 
 
@@ -95,11 +103,11 @@ METHODS: dict[str, dict[str, Any]] = {
     # DenseNAS (Fang et al., 2020): beta over each block's outgoing edges (eq. 3-4), one
     # path per layer sampled from the operation weights during weight training (§3.3.3).
     "densenas": {"weighting": "softmax", "zero": False, "edge_weights": "outgoing",
-                 "sampling": "multinomial", "paths": 1},
+                 "sampling": "multinomial", "paths": 1, "derive": "viterbi"},
     # DCNAS (Zhang et al., 2021): beta over a module's inputs with n sampled (eq. 3-6),
     # partial channels 1/4 with a fixed mask and no edge normalisation (eq. 7).
     "dcnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs", "inputs": 2,
-              "tau": 5.0, "partial_channels": 4, "fixed_mask": True},
+              "tau": 5.0, "partial_channels": 4, "fixed_mask": True, "derive": "bfs"},
     # HR-NAS (Ding et al., 2021): every search unit (MixConv channel, transformer token) gets an
     # importance factor, its BN scale; units with |factor| <= eps are removed (§3.3, §4.1).
     "hrnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
@@ -108,7 +116,7 @@ METHODS: dict[str, dict[str, Any]] = {
 
 _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
             "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine",
-            "channels_last", "device", "importance", "eps"}
+            "channels_last", "device", "importance", "eps", "batch_kernels"}
 
 
 def _config(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +150,8 @@ def method_pipeline(method: str = "darts", **options: Any) -> list:
         pipeline.append(registered("sample", ops=cfg.get("sampling"),
                                    paths=cfg.get("paths", 1), inputs=cfg.get("inputs", 0),
                                    tau=cfg.get("tau", 1.0)))
+    if cfg.get("batch_kernels"):  # opt-in: slower on the CPU (bench/RESULTS.md)
+        pipeline.append(registered("batch_kernels"))
     return pipeline
 
 
@@ -162,7 +172,13 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     parameters), ``affine`` (BN inside cells; DARTS-family methods default to False),
     ``channels_last`` (NHWC memory layout for the candidates, default True), ``device``
     (where the weights are allocated and initialised, default the CPU: on a GPU a large
-    supernet initialises in a fraction of the CPU's time).
+    supernet initialises in a fraction of the CPU's time), ``derive`` (how ``net.derive()``
+    decodes: auto|viterbi|bfs, see :func:`nasc.ir.derive.derive`).
+    ``importance`` and ``eps`` (HR-NAS: relax search units with importance factors, masked at
+    ``|factor| <= eps``; see :mod:`nasc.hrnas` for the penalty, derivation and shrinking).
+    ``batch_kernels=True`` runs the candidates of a mixture that read one tensor and differ
+    only in kernel size as one op (:mod:`nasc.ir.passes.batch`; off by default: slower on the
+    CPU, see bench/RESULTS.md).
     ``passes=[...]`` replaces the pipeline with registered passes or ``Pass`` objects.
     """
     import torch
@@ -185,5 +201,6 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
                    search=darts_family, name=space.name,
                    channels_last=cfg.get("channels_last", True), device=cfg.get("device"))
     net.method = method
+    net.derivation = cfg.get("derive", "auto")
     net.space = space
     return net

@@ -1,4 +1,5 @@
-"""The ``nasc`` command line: check, count, show and format ``.nas`` spaces.
+"""The ``nasc`` command line: check, count, show and format ``.nas`` spaces; search, derive,
+train, export and profile (``nasc --help`` lists every command).
 
 Every error in the user's input is printed as ``FILE:LINE:COL: error: message`` with the source
 line and a caret, and the exit status is 1. Set ``NASC_DEBUG=1`` to see tracebacks of internal
@@ -181,17 +182,87 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nasc.search import search
 
     params = dict(_define(d) for d in args.define or [])
+    retrain = dict(_define(d) for d in args.retrain_define or [])
     result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
-                    space_params=params)
+                    space_params=params, retrain_params=retrain, resume=args.resume,
+                    order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
+                    compare_random=args.compare_random)
     r = result.report
     print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
           f"{r['flops']:,} MACs · search {r['timings']['search_s']:.0f} s, retrain "
           f"{r['timings']['retrain_s']:.0f} s")
     print(json.dumps(r["architecture"]["choices"], sort_keys=True))
+    if "random_search_baseline" in r:
+        base = r["random_search_baseline"]
+        print(f"random search at the same budget ({base['trials']} trials of "
+              f"{base['trial_epochs']} epochs): test accuracy {base['test_accuracy']:.4f}")
+    for note in r.get("notes", []):
+        print(f"note: {note}")
     if result.out is not None:
-        print(f"wrote {result.out}/ (architecture.json, derived.nas, report.json, metrics.jsonl, "
-              "checkpoint.pt, derived.dot)")
+        written = sorted(p.name for p in result.out.iterdir() if not p.name.endswith(".tmp"))
+        print(f"wrote {result.out}/ ({', '.join(written)})")
+    return 0
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    from nasc.search import derive_run
+
+    arch = derive_run(args.run)
+    print(arch.to_json(indent=2))
+    print(f"wrote {Path(args.run) / 'architecture.json'}, {Path(args.run) / 'derived.nas'}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nasc.search import train_architecture
+
+    params = dict(_define(d) for d in args.define or [])
+    r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
+                           out=args.out, batch=args.batch, space_params=params)
+    print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
+          f"{r['flops']:,} MACs · {r['epochs']} epochs in {r['timings']['retrain_s']:.0f} s")
+    if args.out is not None:
+        print(f"wrote {args.out}/ (report.json, metrics.jsonl, architecture.json, checkpoint.pt)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasc.export import export, load_target
+
+    params = dict(_define(d) for d in args.define or [])
+    space, arch = load_target(args.arch, args.arch_space, params)
+    out = args.out
+    if out is None and args.format == "onnx":
+        out = f"{Path(args.arch).stem}.onnx"
+    result = export(space, arch, args.format, out, input_size=tuple(args.input_size),
+                    class_name=args.class_name)
+    if out is None:
+        sys.stdout.write(str(result))
+    else:
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from nasc.ir.cost import CostError
+    from nasc.profile import profile
+
+    space = _load(args)
+
+    def report(i: int, n: int, call, ms: float) -> None:
+        if args.verbose:
+            print(f"[{i + 1}/{n}] {ms:.4f} ms  {call.key}", file=sys.stderr)
+
+    try:
+        lut = profile(space, input_size=tuple(args.input_size), batch=args.batch,
+                      warmup=args.warmup, repeats=args.repeats, threads=args.threads,
+                      on_call=report)
+        lut.save(args.out)
+    except (CostError, OSError) as e:
+        raise NasError(f"profile: {e}") from None
+    print(f"wrote {args.out}: {len(lut.entries)} op calls, {lut.device}")
     return 0
 
 
@@ -226,15 +297,76 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser("search", help="search a space on data, derive, retrain and report",
                         description="search a space on data, derive, retrain and report")
     sr.add_argument("space", metavar="SPACE", help="a stdlib space name or a .nas file")
-    sr.add_argument("--method", default="darts", help="darts, pc-darts, gdas, snas, spos, ...")
-    sr.add_argument("--data", default="digits", help="a built-in data set (digits)")
+    sr.add_argument("--method", default="darts",
+                    help="darts, pc-darts, gdas, snas, spos, ..., random, evolution")
+    sr.add_argument("--data", default="digits",
+                    help="digits, digit-scenes, or module:function returning your data")
     sr.add_argument("--epochs", type=int, help="search epochs (default: per data set)")
     sr.add_argument("--retrain-epochs", type=int, help="retraining epochs of the derived net")
     sr.add_argument("--seed", type=int, default=0)
     sr.add_argument("--out", metavar="DIR", help="run directory for the results")
     sr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the search network")
+    sr.add_argument("-R", dest="retrain_define", action="append", metavar="NAME=VALUE",
+                    help="override a space parameter of the retrained network")
+    sr.add_argument("--resume", action="store_true",
+                    help="continue the interrupted run in --out DIR (same settings)")
+    sr.add_argument("--order", type=int, default=1, choices=(1, 2),
+                    help="DARTS architecture gradient: 1st or 2nd order (eq. 7-8)")
+    sr.add_argument("--batch", type=int, help="batch size (default: per data set)")
+    sr.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                    help="also checkpoint every STEPS steps (always every epoch)")
+    sr.add_argument("--compare-random", action="store_true",
+                    help="also run random search at the same budget and report both")
     sr.set_defaults(fn=cmd_search)
+    dv = sub.add_parser("derive", help="re-derive the architecture of a run directory",
+                        description="re-derive the architecture from a run directory's "
+                        "checkpoint; print it and write architecture.json and derived.nas")
+    dv.add_argument("run", metavar="RUN", help="a run directory (nasc search --out)")
+    dv.set_defaults(fn=cmd_derive)
+    tr = sub.add_parser("train", help="train an architecture from scratch and report",
+                        description="train an architecture from scratch on data and report "
+                        "its test accuracy")
+    tr.add_argument("arch", metavar="ARCH", help="an architecture .json file or a run directory")
+    tr.add_argument("--data", default="digits", help="digits, digit-scenes or module:function")
+    tr.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
+    tr.add_argument("--batch", type=int, help="batch size (default: per data set)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", metavar="DIR", help="directory for report.json and metrics")
+    tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                    help="override a space parameter of the network")
+    tr.set_defaults(fn=cmd_train)
+    ex = sub.add_parser(
+        "export", help="write a discrete network as PyTorch, ONNX or resolved .nas",
+        description="write the network of an architecture as a standalone PyTorch file, an "
+        "ONNX file or the resolved .nas. ARCH: an architecture .json file, a stdlib "
+        "architecture name (darts_v2), a choice-free .nas file (a run's derived.nas) or a "
+        "choice-free stdlib space (mobilenet_v2).")
+    ex.add_argument("arch", metavar="ARCH", help="architecture .json, stdlib architecture, or "
+                    "choice-free .nas / stdlib space")
+    ex.add_argument("--format", required=True, choices=("python", "onnx", "nas"))
+    ex.add_argument("--space", dest="arch_space", metavar="FILE|NAME",
+                    help="the architecture's space (default: the one it names)")
+    ex.add_argument("-o", dest="out", metavar="FILE",
+                    help="output file (default: stdout; ARCH.onnx for onnx)")
+    ex.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                    help="override a space parameter of the architecture, e.g. -D classes=100")
+    ex.add_argument("--input-size", nargs=2, type=int, default=[32, 32], metavar=("H", "W"),
+                    help="example input size: the ONNX trace, the Python file's check "
+                    "(default 32 32)")
+    ex.add_argument("--class-name", default="Network", help="class name in the Python file")
+    ex.set_defaults(fn=cmd_export)
+    pr = space_cmd("profile", "measure a latency look-up table of a space's ops on this CPU")
+    pr.add_argument("-o", dest="out", required=True, metavar="FILE", help="the table (JSON)")
+    pr.add_argument("--input-size", nargs=2, type=int, default=[32, 32], metavar=("H", "W"),
+                    help="network input size the shapes follow (default 32 32)")
+    pr.add_argument("--batch", type=int, default=1, help="images per timed run (default 1)")
+    pr.add_argument("--warmup", type=int, default=5, help="untimed runs per op (default 5)")
+    pr.add_argument("--repeats", type=int, default=20,
+                    help="timed runs per op; the median is kept (default 20)")
+    pr.add_argument("--threads", type=int, help="torch threads while timing (default: torch's)")
+    pr.add_argument("-v", dest="verbose", action="store_true", help="print each measurement")
+    pr.set_defaults(fn=cmd_profile)
     fp = sub.add_parser(
         "fmt",
         help="format a .nas file canonically",

@@ -1,16 +1,28 @@
 """``nasc search``: find an architecture on real data, derive it, retrain it, report.
 
-The gradient methods follow DARTS' bilevel scheme (first order): architecture parameters step on
-a batch of ``train_b``, weights on a batch of ``train_a`` (DARTS §2.3; DCNAS §3.4 trainA/trainB);
-sampling methods draw their paths per step from the run's seed. The derived architecture is
-retrained from scratch on both training halves and evaluated on the held-out test split.
+The gradient methods follow DARTS' bilevel scheme: architecture parameters step on a batch of
+``train_b``, weights on a batch of ``train_a`` (DARTS §2.3; DCNAS §3.4 trainA/trainB), the
+architecture gradient first order (``∇_α L_val(w, α)``) or second order (DARTS eq. 7-8,
+``order=2``). GDAS and SNAS anneal their Gumbel temperature per epoch
+(:data:`nasc.strategies.TEMPERATURES`); sampling methods draw their paths per step from the
+run's seed. SPOS trains its supernet with uniform single paths and then runs an evolutionary
+search over sub-architectures scored with inherited weights. ``random`` and ``evolution`` are
+multi-trial baselines (:mod:`nasc.multitrial`). The derived architecture is retrained from
+scratch on both training halves and evaluated on the held-out test split.
+
+A run directory is checkpointed atomically (``checkpoint.pt``) every epoch and every
+``checkpoint_every`` steps, with everything a step depends on: supernet or network weights,
+optimisers, schedulers, the random states (torch, Python, NumPy), the phase, epoch, batch and
+step, and the metrics so far. ``resume=True`` continues from it to exactly the result of an
+uninterrupted run with the same settings. Every file goes through one :class:`~nasc.training.
+Writer` and the training step is one function, :func:`train_step`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
-import os
+import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,10 +30,29 @@ from typing import Any
 
 import attrs
 import torch
-import torch.nn.functional as F
 
 import nasc
-from nasc.data import Splits, load_data
+from nasc.data import Splits, as_splits, load_data
+from nasc.dsl.diagnostics import NasError
+from nasc.strategies import (
+    TEMPERATURES,
+    evolve,
+    recalibrate_bn,
+    temperature,
+    unrolled_arch_gradient,
+)
+from nasc.training import (
+    Cycler,
+    Writer,
+    accuracy,
+    batches_per_epoch,
+    epochs_of,
+    load_checkpoint,
+    loss_fn,
+    order,
+    rng_state,
+    set_rng_state,
+)
 
 #: Sensible defaults per data set: sizes of the search and retrain networks and budgets.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -35,7 +66,26 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "retrain_epochs": 25,
         "batch": 64,
     },
+    "digit-scenes": {"spaces": {}, "epochs": 4, "retrain_epochs": 10, "batch": 16},
 }
+
+#: Multi-trial and evolutionary settings (overridable through ``search(..., **settings)``).
+SETTINGS: dict[str, Any] = {
+    "trials": 8,  # random / evolution: architectures trained
+    "trial_epochs": 2,  # ... for this many epochs each
+    "population": 4,  # regularised evolution's population (Real et al. 2019: P)
+    "sample": 2,  # ... and tournament size (S)
+    "spos_population": 20,  # SPOS' evolutionary search (paper: 50)
+    "spos_generations": 5,  # (paper: 20)
+    "spos_topk": 5,  # (paper: 10)
+    "spos_mutation": 0.1,
+    "calibration_batches": 4,  # SPOS' BN re-calibration before scoring a sub-architecture
+    # also run random search at the same budget (trials x trial_epochs = search epochs of
+    # trainA), retrain its best the same way and report it next to the method
+    "compare_random": False,
+}
+
+MULTI_TRIAL = ("random", "evolution")
 
 
 @attrs.frozen(kw_only=True)
@@ -45,49 +95,107 @@ class SearchResult:
     out: Path | None
 
 
-def _batches(x, y, batch: int, gen: torch.Generator):
-    perm = torch.randperm(len(y), generator=gen)
-    for i in range(0, len(y), batch):
-        idx = perm[i : i + batch]
-        yield x[idx], y[idx]
+# ---- building blocks ---------------------------------------------------------------------------
+def _sizes(space: str, data: str, which: str) -> dict[str, Any]:
+    cfg = DEFAULTS.get(data, DEFAULTS["digits"])
+    return dict(cfg["spaces"].get(space, {}).get(which, {}))
 
 
-def _accuracy(model, x, y, batch: int = 256) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = sum(
-            (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum().item()
-            for i in range(0, len(y), batch)
-        )
-    model.train()
-    return correct / len(y)
+def search_space(cfg: Mapping[str, Any]) -> nasc.Space:
+    """The search network's space of a run configuration."""
+    return nasc.load(cfg["space"], **{**cfg["common"], **cfg["search_sizes"],
+                                      **cfg["space_params"]})
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def retrain_space(cfg: Mapping[str, Any]) -> nasc.Space:
+    """The retrained network's space of a run configuration."""
+    return nasc.load(cfg["space"], **{**cfg["common"], **cfg["retrain_sizes"]})
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def build_supernet(cfg: Mapping[str, Any], sp: nasc.Space):
+    torch.manual_seed(cfg["seed"])
+    return nasc.compile(sp, method=cfg["method"])
 
 
-def search(
-    space: str,
-    *,
-    method: str = "darts",
-    data: str | Splits = "digits",
-    epochs: int | None = None,
-    retrain_epochs: int | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    progress: bool = True,
-    space_params: Mapping[str, Any] | None = None,
-) -> SearchResult:
-    """Search ``space`` with ``method`` on ``data``; retrain and evaluate the derived network."""
+@attrs.define
+class Job:
+    """What one search step needs: the supernet, its optimisers and the method's settings."""
+
+    net: Any
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    w_sched: Any
+    seed: int
+    order: int = 1
+    sampling: bool = False
+    arch_step: bool = True
+
+
+def make_job(cfg: Mapping[str, Any], net: Any, steps: int) -> Job:
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=6e-3, betas=(0.5, 0.999),
+                             weight_decay=1e-3)
+    w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, max(steps, 1), eta_min=1e-3)
+    from nasc.ir.nodes import InputMixture, Mixture
+
+    sampling = any((isinstance(r, Mixture) and r.sampling is not None)
+                   or (isinstance(r, InputMixture) and r.paths > 0)
+                   for r in net.graph.relaxed_nodes())
+    return Job(net=net, w_opt=w_opt, a_opt=a_opt, w_sched=w_sched, seed=cfg["seed"],
+               order=cfg["order"], sampling=sampling, arch_step=cfg["method"] != "spos")
+
+
+def _supernet_loss(net, batch) -> torch.Tensor:
+    return loss_fn(net(batch[0]), batch[1])
+
+
+def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
+               yb: torch.Tensor, step: int) -> float:
+    """One search step: the architecture on a trainB batch (first or second order), then the
+    weights on a trainA batch. The one place a distributed wrapper hooks into."""
+    net = job.net
+    if job.arch_step and len(job.a_opt.param_groups[0]["params"]):
+        if job.sampling:
+            net.sample(job.seed, step, paths=2)
+        job.a_opt.zero_grad()
+        if job.order == 2:
+            xi = job.w_opt.param_groups[0]["lr"]
+            grads = unrolled_arch_gradient(net, _supernet_loss, (xa, ya), (xb, yb), xi,
+                                           job.w_opt)
+            for a, g in zip(net.arch_parameters(), grads):
+                a.grad = g
+        else:
+            loss_fn(net(xb), yb).backward()
+        job.a_opt.step()
+    if job.sampling:
+        net.sample(job.seed, step)
+    job.w_opt.zero_grad()
+    loss = loss_fn(net(xa), ya)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(net.weight_parameters()), 5.0)
+    job.w_opt.step()
+    job.w_sched.step()
+    return loss.item()
+
+
+def _alpha_row(net) -> dict[str, list[float]]:
+    return {lab: torch.softmax(a.detach(), -1).tolist() for lab, a in zip(net.labels, net.alpha)}
+
+
+class _Clock:
+    """Seconds per phase, accumulated across interruptions."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def tick(self, key: str) -> None:
+        now = time.perf_counter()
+        self.timings[key] = self.timings.get(key, 0.0) + now - self.last
+        self.last = now
+
+
+def _progress(enabled: bool):
     from rich.progress import (
         BarColumn,
         Progress,
@@ -96,138 +204,533 @@ def search(
         TimeRemainingColumn,
     )
 
-    splits = load_data(data, seed) if isinstance(data, str) else data
-    cfg = DEFAULTS.get(splits.name, DEFAULTS["digits"])
-    epochs = cfg["epochs"] if epochs is None else epochs
-    retrain_epochs = cfg["retrain_epochs"] if retrain_epochs is None else retrain_epochs
-    batch = cfg["batch"]
-    common = {"in_channels": splits.in_channels, "classes": splits.classes}
-    sizes = cfg["spaces"].get(space, {"search": {}, "retrain": {}})
-    sp = nasc.load(space, **{**common, **sizes["search"], **(space_params or {})})
-    torch.manual_seed(seed)
-    net = nasc.compile(sp, method=method)
-    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=6e-3, betas=(0.5, 0.999), weight_decay=1e-3)
-    steps = epochs * math.ceil(len(splits.train_a[1]) / batch)
-    w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, max(steps, 1), eta_min=1e-3)
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        metrics_file = (out_dir / "metrics.jsonl").open("w")
-    gen = torch.Generator().manual_seed(seed)
-    sampling = any(getattr(r, "sampling", None) for r in net.graph.relaxed_nodes())
-    columns = (
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        disable=not enabled,
     )
-    timings: dict[str, float] = {}
-    history: list[dict[str, Any]] = []
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"search {space} ({method})", total=steps)
-        t0 = time.perf_counter()
-        step = 0
-        for epoch in range(epochs):
-            b_iter = _batches(*splits.train_b, batch, gen)
-            losses = []
-            for xa, ya in _batches(*splits.train_a, batch, gen):
-                try:
-                    xb, yb = next(b_iter)
-                except StopIteration:
-                    b_iter = _batches(*splits.train_b, batch, gen)
-                    xb, yb = next(b_iter)
-                if sampling:
-                    net.sample(seed, step, paths=2)
-                a_opt.zero_grad()
-                F.cross_entropy(net(xb), yb).backward()
-                a_opt.step()
-                if sampling:
-                    net.sample(seed, step)
-                w_opt.zero_grad()
-                loss = F.cross_entropy(net(xa), ya)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(net.weight_parameters()), 5.0)
-                w_opt.step()
-                w_sched.step()
-                losses.append(loss.item())
-                step += 1
-                bar.advance(task)
-            if sampling:
-                net.relax()
-            row = {
-                "phase": "search",
-                "epoch": epoch,
-                "train_loss": sum(losses) / len(losses),
-                "valid_accuracy": _accuracy(net, *splits.train_b),
-                "alpha": {
-                    lab: torch.softmax(a.detach(), -1).tolist()
-                    for lab, a in zip(net.labels, net.alpha)
-                },
-            }
-            history.append(row)
-            if out_dir is not None:
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-                _atomic_save(
-                    {"epoch": epoch, "supernet": net.state_dict()}, out_dir / "checkpoint.pt"
-                )
-        timings["search_s"] = time.perf_counter() - t0
-        arch = sp.canonical(net.derive())
-        retrain_space = nasc.load(space, **{**common, **sizes["retrain"]})
-        arch = retrain_space.canonical(arch)
-        torch.manual_seed(seed)
-        model = nasc.instantiate(retrain_space, arch)
-        x, y = splits.train
-        r_steps = retrain_epochs * math.ceil(len(y) / batch)
-        opt = torch.optim.SGD(
-            model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4, nesterov=True
-        )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(r_steps, 1))
-        task = bar.add_task("retrain derived network", total=r_steps)
-        t0 = time.perf_counter()
-        for epoch in range(retrain_epochs):
-            losses = []
-            for xb, yb in _batches(x, y, batch, gen):
-                opt.zero_grad()
-                loss = F.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-                bar.advance(task)
-            row = {"phase": "retrain", "epoch": epoch, "train_loss": sum(losses) / len(losses)}
-            if out_dir is not None:
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-        timings["retrain_s"] = time.perf_counter() - t0
-    test_acc = _accuracy(model, *splits.test)
-    from nasc.ir.cost import cost
 
-    hw = tuple(splits.test[0].shape[2:])
-    resolved = retrain_space.resolve(arch)
-    report = {
+
+@contextlib.contextmanager
+def _deterministic(on: bool):
+    """``torch.use_deterministic_algorithms`` for the run, restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if on:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn)
+
+
+# ---- retraining --------------------------------------------------------------------------------
+def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed: int,
+        state: dict[str, Any], save, bar, every: int | None, label: str, clock: _Clock,
+        writer: Writer, lr: float = 0.05) -> None:
+    """Train ``model`` from scratch on trainA+trainB (SGD, Nesterov momentum, cosine rate).
+
+    ``state`` holds the position (epoch, batch), the running losses and, once started, the
+    optimiser and scheduler; ``save()`` checkpoints it (every epoch and every ``every`` steps).
+    """
+    x, y = splits.train
+    per = batches_per_epoch(len(y), batch)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4,
+                          nesterov=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs * per, 1))
+    if "opt" in state:
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+    state["live"] = (opt, sched)
+    model.train()
+    task = bar.add_task(label, total=epochs * per, completed=state["epoch"] * per + state["batch"])
+    while state["epoch"] < epochs:
+        e = state["epoch"]
+        for i, (xb, yb) in epochs_of(x, y, batch, seed, e, stream=2, start=state["batch"]):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            sched.step()
+            state["losses"].append(loss.item())
+            state["batch"] = i + 1
+            bar.advance(task)
+            if every and state["batch"] % every == 0 and state["batch"] < per:
+                clock.tick("retrain_s")
+                save()
+        row = {"phase": "retrain", "epoch": e,
+               "train_loss": sum(state["losses"]) / max(len(state["losses"]), 1)}
+        state["rows"].append(row)
+        writer.row(row)
+        state.update(epoch=e + 1, batch=0, losses=[])
+        clock.tick("retrain_s")
+        save()
+
+
+def _fresh_retrain_state() -> dict[str, Any]:
+    return {"epoch": 0, "batch": 0, "losses": [], "rows": []}
+
+
+# ---- the search job ----------------------------------------------------------------------------
+def _config(space: str, method: str, splits: Splits, *, epochs, retrain_epochs, seed, batch,
+            space_params, retrain_params, order, checkpoint_every, settings) -> dict[str, Any]:
+    base = DEFAULTS.get(splits.name, DEFAULTS["digits"])
+    if order not in (1, 2):
+        raise NasError(f"order must be 1 or 2 (DARTS first or second order), got {order}")
+    if order == 2 and method not in ("darts", "pc-darts", "gdas", "snas"):
+        raise NasError(f"second-order architecture gradients need a DARTS-family method, "
+                       f"not {method!r}")
+    if method not in MULTI_TRIAL and method not in nasc.METHODS:
+        known = ", ".join(sorted([*nasc.METHODS, *MULTI_TRIAL]))
+        raise NasError(f"unknown method {method!r}; known: {known}")
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise NasError(f"unknown search setting {sorted(unknown)[0]!r}; known: "
+                       f"{', '.join(sorted(SETTINGS))}")
+    return {
         "space": space,
         "method": method,
+        "order": order,
         "data": splits.name,
         "seed": seed,
-        "search_epochs": epochs,
-        "retrain_epochs": retrain_epochs,
-        "search_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
-        "test_accuracy": test_acc,
+        "epochs": base["epochs"] if epochs is None else epochs,
+        "retrain_epochs": base["retrain_epochs"] if retrain_epochs is None else retrain_epochs,
+        "batch": base["batch"] if batch is None else batch,
+        "common": {"in_channels": splits.in_channels, "classes": splits.classes},
+        "search_sizes": _sizes(space, splits.name, "search"),
+        "retrain_sizes": {**_sizes(space, splits.name, "retrain"), **(retrain_params or {})},
+        "space_params": dict(space_params or {}),
+        "checkpoint_every": checkpoint_every,
+        "settings": {**SETTINGS, **settings},
+    }
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return [k for k in sorted(set(a) | set(b))
+            if k != "checkpoint_every" and json.dumps(a.get(k), sort_keys=True, default=str)
+            != json.dumps(b.get(k), sort_keys=True, default=str)]
+
+
+def search(
+    space: str,
+    *,
+    method: str = "darts",
+    data: Any = "digits",
+    epochs: int | None = None,
+    retrain_epochs: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+    space_params: Mapping[str, Any] | None = None,
+    retrain_params: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    order: int = 1,
+    batch: int | None = None,
+    checkpoint_every: int | None = None,
+    deterministic: bool = True,
+    is_main: bool = True,
+    **settings: Any,
+) -> SearchResult:
+    """Search ``space`` with ``method`` on ``data``; retrain and evaluate the derived network.
+
+    ``data`` is a built-in name, ``module:function``, or any data :func:`nasc.data.as_splits`
+    accepts (torch ``Dataset``/``DataLoader`` objects included). ``resume=True`` continues the
+    run in ``out`` (the other arguments must match the interrupted run's). ``space_params``
+    set parameters of the search network's space, ``retrain_params`` of the retrained one's
+    (defaults per data set in :data:`DEFAULTS`); ``settings`` override :data:`SETTINGS`.
+    """
+    splits = load_data(data, seed) if isinstance(data, str) else as_splits(data, seed)
+    cfg = _config(space, method, splits, epochs=epochs, retrain_epochs=retrain_epochs,
+                  seed=seed, batch=batch, space_params=space_params,
+                  retrain_params=retrain_params, order=order,
+                  checkpoint_every=checkpoint_every, settings=settings)
+    writer = Writer(out, is_main=is_main)
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        if out is None:
+            raise NasError("--resume needs the run directory (--out DIR)")
+        path = Path(out) / "checkpoint.pt"
+        if not path.is_file():
+            raise NasError(f"nothing to resume: {path} does not exist")
+        ckpt = load_checkpoint(path)
+        diff = _same(ckpt["config"], cfg)
+        if diff:
+            raise NasError(f"--resume: the run in {out} was started with other settings "
+                           f"({', '.join(diff)}); repeat its command with --resume")
+    with _deterministic(deterministic):
+        return _Run(cfg, splits, writer, ckpt, progress).run()
+
+
+class _Run:
+    """One search run's phases: search (or trials), evolve (SPOS), retrain, report."""
+
+    def __init__(self, cfg: dict[str, Any], splits: Splits, writer: Writer,
+                 ckpt: dict[str, Any] | None, progress: bool) -> None:
+        self.cfg, self.splits, self.writer, self.progress = cfg, splits, writer, progress
+        self.ckpt = ckpt
+        self.st: dict[str, Any] = ckpt["state"] if ckpt else {
+            "phase": "search", "epoch": 0, "batch": 0, "step": 0, "losses": [],
+            "history": [], "timings": {}, "evolution": None, "trials": None, "arch": None,
+            "retrain": _fresh_retrain_state(), "report": None,
+        }
+        self.clock = _Clock(self.st["timings"])
+        self.job: Job | None = None
+        self.model: torch.nn.Module | None = None
+
+    # -- checkpoints --
+    def _restore_rng(self) -> None:
+        """Once a resumed phase has rebuilt its modules, continue the random streams."""
+        if self.ckpt is not None and "rng" in self.ckpt:
+            set_rng_state(self.ckpt.pop("rng"))
+
+    def save(self) -> None:
+        if not self.writer.active:
+            return
+        snap: dict[str, Any] = {"version": 1, "config": self.cfg, "state": self.st,
+                                "rng": rng_state()}
+        if self.job is not None:
+            snap.update(supernet=self.job.net.state_dict(), w_opt=self.job.w_opt.state_dict(),
+                        a_opt=self.job.a_opt.state_dict(),
+                        w_sched=self.job.w_sched.state_dict())
+        elif self.ckpt is not None and "supernet" in self.ckpt:
+            snap["supernet"] = self.ckpt["supernet"]
+        if self.model is not None:
+            opt, sched = self.st["retrain"]["live"]
+            snap["model"] = self.model.state_dict()
+            live = self.st["retrain"].pop("live")
+            self.st["retrain"]["opt"], self.st["retrain"]["sched"] = (opt.state_dict(),
+                                                                      sched.state_dict())
+            self.writer.checkpoint(snap)
+            self.st["retrain"]["live"] = live
+            return
+        self.writer.checkpoint(snap)
+
+    def run(self) -> SearchResult:
+        cfg, st = self.cfg, self.st
+        self.writer.start_metrics(st["history"] + st["retrain"]["rows"])
+        self.sp = search_space(cfg)
+        with _progress(self.progress) as self.bar:
+            if st["phase"] in ("search", "evolve"):
+                if cfg["method"] in MULTI_TRIAL:
+                    self._trials()
+                else:
+                    self._search()
+                st["phase"] = "retrain"
+                self.clock.tick("search_s")
+                self.save()
+            if st["phase"] == "retrain":
+                self._retrain()
+                st["retrain"].pop("live", None)
+                st["report"] = self._report()
+                if cfg["settings"]["compare_random"] and cfg["method"] != "random":
+                    st["report"]["random_search_baseline"] = self._baseline()
+                st["phase"] = "done"
+                self.model = None
+                self.save()
+        self._write_outputs()
+        self.writer.close()
+        arch = retrain_space(cfg).canonical(nasc.Architecture.from_json(st["arch"]))
+        return SearchResult(architecture=arch, report=st["report"], out=self.writer.out)
+
+    # -- phases --
+    def _search(self) -> None:
+        cfg, st, splits = self.cfg, self.st, self.splits
+        net = build_supernet(cfg, self.sp)
+        x_a, y_a = splits.train_a
+        per = batches_per_epoch(len(y_a), cfg["batch"])
+        epochs = cfg["epochs"]
+        self.job = job = make_job(cfg, net, epochs * per)
+        if self.ckpt is not None:
+            net.load_state_dict(self.ckpt["supernet"])
+            job.w_opt.load_state_dict(self.ckpt["w_opt"])
+            job.a_opt.load_state_dict(self.ckpt["a_opt"])
+            job.w_sched.load_state_dict(self.ckpt["w_sched"])
+        self._restore_rng()
+        every = cfg["checkpoint_every"]
+        task = self.bar.add_task(f"search {cfg['space']} ({cfg['method']})", total=epochs * per,
+                                 completed=st["epoch"] * per + st["batch"])
+        while st["phase"] == "search" and st["epoch"] < epochs:
+            e = st["epoch"]
+            tau = temperature(cfg["method"], e, epochs)
+            if tau is not None:
+                net.set_temperature(tau)
+            b_batches = Cycler(*splits.train_b, cfg["batch"], cfg["seed"], e, stream=1)
+            for i, (xa, ya) in epochs_of(x_a, y_a, cfg["batch"], cfg["seed"], e, stream=0,
+                                         start=st["batch"]):
+                st["losses"].append(train_step(job, xa, ya, *b_batches[i], st["step"]))
+                st["step"] += 1
+                st["batch"] = i + 1
+                self.bar.advance(task)
+                if every and st["batch"] % every == 0 and st["batch"] < per:
+                    self.clock.tick("search_s")
+                    self.save()
+            if job.sampling:
+                net.relax()
+            row = {"phase": "search", "epoch": e,
+                   "train_loss": sum(st["losses"]) / max(len(st["losses"]), 1),
+                   "valid_accuracy": accuracy(net, *splits.train_b), "alpha": _alpha_row(net)}
+            if tau is not None:
+                row["temperature"] = tau
+            st["history"].append(row)
+            self.writer.row(row)
+            st.update(epoch=e + 1, batch=0, losses=[])
+            self.clock.tick("search_s")
+            self.save()
+        if cfg["method"] == "spos":
+            st["phase"] = "evolve"
+            self._evolve()
+        else:
+            st["arch"] = self.sp.canonical(net.derive()).to_json()
+        self.job = None
+        self.ckpt = {"supernet": net.state_dict()}
+
+    def _evolve(self) -> None:
+        """SPOS: evolutionary search over sub-architectures scored with inherited weights."""
+        cfg, s = self.cfg, self.cfg["settings"]
+        net = self.job.net
+        x_a, y_a = self.splits.train_a
+        perm = order(len(y_a), cfg["seed"], -1, stream=3)
+        calib = [x_a[perm[i * cfg["batch"] : (i + 1) * cfg["batch"]]]
+                 for i in range(min(s["calibration_batches"],
+                                    batches_per_epoch(len(y_a), cfg["batch"])))]
+
+        def score(arch) -> float:
+            net.fix(arch)
+            recalibrate_bn(net, calib)
+            return accuracy(net, *self.splits.train_b)
+
+        def on_generation(state) -> None:
+            self.st["evolution"] = state
+            self.clock.tick("search_s")
+            self.save()
+
+        task = self.bar.add_task("evolve sub-architectures (SPOS)",
+                                 total=s["spos_population"] * s["spos_generations"])
+        found = evolve(self.sp, score, random.Random(cfg["seed"]),
+                       population=s["spos_population"], generations=s["spos_generations"],
+                       topk=s["spos_topk"], mutation=s["spos_mutation"],
+                       state=self.st["evolution"], on_generation=on_generation,
+                       progress=lambda: self.bar.advance(task))
+        net.relax()
+        self.st["arch"] = found["best"].to_json()
+        self.st["evolution_best_score"] = found["score"]
+
+    def _trials(self) -> None:
+        from nasc.multitrial import run_trials
+
+        cfg, s = self.cfg, self.cfg["settings"]
+        per = batches_per_epoch(len(self.splits.train_a[1]), cfg["batch"])
+        task = self.bar.add_task(f"{cfg['method']} search: {s['trials']} trials",
+                                 total=s["trials"] * s["trial_epochs"] * per)
+        self._restore_rng()
+        done = len((self.st["trials"] or {}).get("trials", []))
+        self.bar.advance(task, done * s["trial_epochs"] * per)
+
+        def on_trial(state) -> None:
+            self.st["trials"] = state
+            self.clock.tick("search_s")
+            self.save()
+
+        found = run_trials(cfg["method"], self.sp, self.splits, trials=s["trials"],
+                           epochs=s["trial_epochs"], batch=cfg["batch"], seed=cfg["seed"],
+                           population=s["population"], sample=s["sample"],
+                           state=self.st["trials"], on_trial=on_trial,
+                           progress=lambda: self.bar.advance(task))
+        self.st["arch"] = found["best"].to_json()
+        self.st["trial_results"] = found["trials"]
+
+    def _retrain(self) -> None:
+        cfg, st = self.cfg, self.st
+        rs = retrain_space(cfg)
+        arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
+        torch.manual_seed(cfg["seed"])
+        self.model = nasc.instantiate(rs, arch)
+        if self.ckpt is not None and "model" in self.ckpt:
+            self.model.load_state_dict(self.ckpt["model"])
+        self._restore_rng()
+        fit(self.model, self.splits, epochs=cfg["retrain_epochs"], batch=cfg["batch"],
+            seed=cfg["seed"], state=st["retrain"], save=self.save, bar=self.bar,
+            every=cfg["checkpoint_every"], label="retrain derived network", clock=self.clock,
+            writer=self.writer)
+
+    def _baseline(self) -> dict[str, Any]:
+        """Random search at the method's budget: as many trainA epochs over all its trials as
+        the search trained the supernet for; its best retrained like the method's result. (Not
+        checkpointed inside: a resumed run repeats it, to the same numbers.)"""
+        from nasc.multitrial import run_trials
+
+        cfg, s = self.cfg, self.cfg["settings"]
+        trial_epochs = min(s["trial_epochs"], max(cfg["epochs"], 1))
+        trials = max(1, cfg["epochs"] // trial_epochs)
+        t0 = time.perf_counter()
+        per = batches_per_epoch(len(self.splits.train_a[1]), cfg["batch"])
+        task = self.bar.add_task(f"random-search baseline: {trials} trials",
+                                 total=trials * trial_epochs * per)
+        found = run_trials("random", self.sp, self.splits, trials=trials, epochs=trial_epochs,
+                           batch=cfg["batch"], seed=cfg["seed"],
+                           progress=lambda: self.bar.advance(task))
+        rs = retrain_space(cfg)
+        arch = rs.canonical(dict(found["best"]))
+        torch.manual_seed(cfg["seed"])
+        model = nasc.instantiate(rs, arch)
+        fit(model, self.splits, epochs=cfg["retrain_epochs"], batch=cfg["batch"],
+            seed=cfg["seed"], state=_fresh_retrain_state(), save=lambda: None, bar=self.bar,
+            every=None, label="retrain random-search baseline", clock=_Clock({}),
+            writer=Writer(None))
+        return {"method": "random", "trials": trials, "trial_epochs": trial_epochs,
+                "valid_accuracy": found["score"], "test_accuracy": accuracy(model,
+                                                                            *self.splits.test),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "architecture": arch.to_dict()["choices"],
+                "seconds": time.perf_counter() - t0}
+
+    def _report(self) -> dict[str, Any]:
+        from nasc.ir.cost import cost
+
+        cfg, st = self.cfg, self.st
+        rs = retrain_space(cfg)
+        arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
+        hw = tuple(self.splits.test[0].shape[2:])
+        history = st["history"]
+        report = {
+            "space": cfg["space"],
+            "method": cfg["method"],
+            "order": cfg["order"],
+            "data": cfg["data"],
+            "seed": cfg["seed"],
+            "search_epochs": cfg["epochs"],
+            "retrain_epochs": cfg["retrain_epochs"],
+            "search_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
+            "test_accuracy": accuracy(self.model, *self.splits.test),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "flops": cost(rs.resolve(arch).graph, "macs", input_size=hw),
+            "timings": dict(st["timings"]),
+            "architecture": arch.to_dict(),
+        }
+        if cfg["method"] in TEMPERATURES:
+            report["temperature_schedule"] = list(TEMPERATURES[cfg["method"]])
+        if cfg["method"] == "spos":
+            report["evolution_valid_accuracy"] = st.get("evolution_best_score")
+        if cfg["method"] in MULTI_TRIAL:
+            report["trials"] = st.get("trial_results")
+        return report
+
+    def _write_outputs(self) -> None:
+        from nasc.pictures import write_pictures
+
+        cfg, st = self.cfg, self.st
+        rs = retrain_space(cfg)
+        arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
+        resolved = rs.resolve(arch)
+        self.writer.text("architecture.json", arch.to_json(indent=2) + "\n")
+        self.writer.text("derived.nas", resolved.to_nas())
+        notes = write_pictures(self.writer, st["history"], resolved.graph,
+                               f"{cfg['space']} derived")
+        if notes:
+            st["report"]["notes"] = notes
+        self.writer.text("report.json", json.dumps(st["report"], indent=2) + "\n")
+
+
+# ---- nasc derive / nasc train ------------------------------------------------------------------
+def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
+    """Re-derive a run's architecture from its checkpoint (the supernet's architecture
+    parameters; SPOS' evolutionary result; the best trial of a multi-trial run) and write
+    ``architecture.json`` and ``derived.nas`` into the run directory."""
+    run = Path(run)
+    path = run / "checkpoint.pt"
+    if not path.is_file():
+        raise NasError(f"{run} is not a run directory: no checkpoint.pt")
+    ckpt = load_checkpoint(path)
+    cfg, st = ckpt["config"], ckpt["state"]
+    sp = search_space(cfg)
+    if cfg["method"] in MULTI_TRIAL:
+        trials = (st.get("trials") or {}).get("trials") or []
+        if not trials:
+            raise NasError(f"{run}: no trial has finished yet; --resume the run")
+        best = max(trials, key=lambda t: t["score"])
+        arch = nasc.Architecture.from_json(best["arch"])
+    elif cfg["method"] == "spos":
+        if st.get("arch") is None:
+            raise NasError(f"{run}: the SPOS evolutionary search has not finished; --resume "
+                           "the run")
+        arch = nasc.Architecture.from_json(st["arch"])
+    else:
+        if "supernet" not in ckpt:
+            raise NasError(f"{run}: the checkpoint holds no supernet")
+        net = build_supernet(cfg, sp)
+        net.load_state_dict(ckpt["supernet"])
+        arch = sp.canonical(net.derive())
+    rs = retrain_space(cfg)
+    arch = rs.canonical(dict(arch))
+    if write:
+        w = Writer(run)
+        w.text("architecture.json", arch.to_json(indent=2) + "\n")
+        w.text("derived.nas", rs.resolve(arch).to_nas())
+    return arch
+
+
+def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "digits",
+                       epochs: int | None = None, seed: int = 0, out: str | Path | None = None,
+                       batch: int | None = None, progress: bool = True,
+                       space_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train an architecture from scratch (a JSON file, a run directory or an Architecture) on
+    ``data`` and report its test accuracy; ``out`` receives ``report.json``, ``metrics.jsonl``,
+    ``architecture.json`` and ``checkpoint.pt``."""
+    if not isinstance(arch, nasc.Architecture):
+        p = Path(arch)
+        p = p / "architecture.json" if p.is_dir() else p
+        if not p.is_file():
+            raise NasError(f"no architecture file {p}")
+        try:
+            arch = nasc.Architecture.load(p)
+        except ValueError as e:
+            raise NasError(f"{p}: {e}") from None
+    if not arch.space:
+        raise NasError("the architecture names no space")
+    splits = load_data(data, seed) if isinstance(data, str) else as_splits(data, seed)
+    base = DEFAULTS.get(splits.name, DEFAULTS["digits"])
+    epochs = base["retrain_epochs"] if epochs is None else epochs
+    batch = base["batch"] if batch is None else batch
+    params = {**arch.params, "in_channels": splits.in_channels, "classes": splits.classes,
+              **(space_params or {})}
+    space = nasc.load(arch.space, **params)
+    arch = space.canonical(dict(arch))
+    writer = Writer(out)
+    writer.start_metrics([])
+    torch.manual_seed(seed)
+    model = nasc.instantiate(space, arch)
+    state = _fresh_retrain_state()
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+
+    def save() -> None:
+        live = state.pop("live")
+        state["opt"], state["sched"] = live[0].state_dict(), live[1].state_dict()
+        writer.checkpoint({"model": model.state_dict(), "state": state, "rng": rng_state()})
+        state["live"] = live
+
+    with _progress(progress) as bar:
+        fit(model, splits, epochs=epochs, batch=batch, seed=seed, state=state, save=save,
+            bar=bar, every=None, label=f"train {arch.space}", clock=clock, writer=writer)
+    from nasc.ir.cost import cost
+
+    report = {
+        "space": arch.space,
+        "data": splits.name,
+        "epochs": epochs,
+        "seed": seed,
+        "test_accuracy": accuracy(model, *splits.test),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "flops": cost(resolved.graph, "macs", input_size=hw),
+        "flops": cost(space.resolve(arch).graph, "macs",
+                      input_size=tuple(splits.test[0].shape[2:])),
         "timings": timings,
         "architecture": arch.to_dict(),
     }
-    if out_dir is not None:
-        metrics_file.close()
-        _write(out_dir / "architecture.json", arch.to_json(indent=2) + "\n")
-        _write(out_dir / "derived.nas", resolved.to_nas())
-        _write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-        from nasc.ir.dot import to_dot
-
-        _write(out_dir / "derived.dot", to_dot(resolved.graph, f"{space} derived"))
-    return SearchResult(architecture=arch, report=report, out=out_dir)
+    writer.text("architecture.json", arch.to_json(indent=2) + "\n")
+    writer.text("report.json", json.dumps(report, indent=2) + "\n")
+    writer.close()
+    return report

@@ -13,6 +13,11 @@ op hswish(x: tensor) -> like(x)
 op sigmoid(x: tensor) -> like(x)
 op dropout(x: tensor, p: float = 0.0) -> like(x)
     require p >= 0.0 and p < 1.0, "dropout probability must be in [0, 1)"
+# DARTS drop path (cnn/utils.py drop_path): in training, each sample's path is zeroed with
+# probability p and kept paths are scaled by 1/(1-p); nothing in evaluation. Not applied after
+# an identity (DARTS applies it to every op of a cell but Identity).
+op drop_path(x: image, p: float = 0.0) -> like(x)
+    require p >= 0.0 and p < 1.0, "drop path probability must be in [0, 1)"
 
 op max_pool(x: image, k: int = 3, stride: int = 1, padding: int = k // 2)
     -> image(x.channels, x.stride * stride)

@@ -42,6 +42,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from nasc.backends.torch.batched import BATCHED_BUILDERS
+from nasc.backends.torch.hrnas_ops import HRNAS_BUILDERS
 from nasc.backends.torch.library import OpCall
 from nasc.ir.cost.stdlib import se_channels
 from torch import nn
@@ -52,6 +54,7 @@ __all__ = [
     "ChannelSlice",
     "Conv2dNormActivation",
     "DilConv",
+    "DropPath",
     "FactorizedReduce",
     "InvertedResidual",
     "PartialMerge",
@@ -60,6 +63,7 @@ __all__ = [
     "SqueezeExcitation",
     "Zero",
     "channel_shuffle",
+    "set_drop_path",
 ]
 
 
@@ -174,6 +178,37 @@ class SepConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
+
+
+class DropPath(nn.Module):
+    """DARTS ``drop_path`` (``cnn/utils.py``): in training, each sample's path is zeroed with
+    probability ``drop_prob`` and a kept path is scaled by ``1 / (1 - drop_prob)``; the identity
+    in evaluation. ``drop_prob`` is an attribute so a training loop can schedule it (DARTS
+    sets ``p * epoch / epochs`` each epoch; :func:`set_drop_path`)."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob <= 0.0:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = torch.empty(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x / keep * mask
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+def set_drop_path(model: nn.Module, fraction: float) -> None:
+    """Scale every drop path of ``model`` to ``fraction`` of the probability its space gave
+    (``fraction = epoch / epochs`` is DARTS' schedule)."""
+    for m in model.modules():
+        if isinstance(m, DropPath):
+            if not hasattr(m, "max_prob"):
+                m.max_prob = m.drop_prob
+            m.drop_prob = m.max_prob * fraction
 
 
 class Zero(nn.Module):
@@ -471,6 +506,12 @@ class PartialMerge(nn.Module):
         self.mp = nn.MaxPool2d(stride, stride, ceil_mode=True) if stride > 1 else None
 
     def forward(self, mix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        from nasc.backends.triton import dispatch  # NASC_KERNELS, read at every call
+
+        if dispatch.use_triton(mix, x):  # one kernel: no concatenated or shuffled copy
+            stride = self.mp.stride if self.mp is not None else 1
+            return dispatch.partial_merge(mix, x, self.split, self.k if self.shuffle else 1,
+                                          stride)
         bypass = x[:, self.split :]
         if self.mp is not None:
             bypass = self.mp(bypass)
@@ -537,6 +578,7 @@ BUILDERS: dict[str, Callable[[OpCall], nn.Module]] = {
     "hswish": lambda c: nn.Hardswish(),
     "sigmoid": lambda c: nn.Sigmoid(),
     "dropout": lambda c: nn.Dropout(float(_p(c, "p", 0.0))),
+    "drop_path": lambda c: DropPath(float(_p(c, "p", 0.0))),
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
     "global_avg_pool": lambda c: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1)),
@@ -561,4 +603,7 @@ BUILDERS: dict[str, Callable[[OpCall], nn.Module]] = {
     # IR-internal
     "channel_slice": lambda c: ChannelSlice(_p(c, "start"), _p(c, "stop")),
     "partial_merge": _partial_merge,
+    # hrnas_ops.nas (HR-NAS searching block: mixconv, transformer, upsample_nearest)
+    **HRNAS_BUILDERS,
+    **BATCHED_BUILDERS,  # kernel-size batches (ir/passes/batch.py, backends/torch/batched.py)
 }

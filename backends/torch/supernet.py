@@ -86,6 +86,9 @@ class Supernet(nn.Module):
         self._inputs = [r.name for r in g.nodes_of(Input)]
         self._mode: tuple[str, Any] = ("relax", None)
         self.tau = 1.0
+        # DCNAS eq. 5: when set, the temperature of every input mixture (annealed per epoch)
+        self.input_tau: float | None = None
+        self._shares_now: dict[str, list[torch.Tensor]] | None = None
 
     # ---- parameters and modes ------------------------------------------------------------------
     def arch_parameters(self) -> Iterator[nn.Parameter]:
@@ -102,8 +105,18 @@ class Supernet(nn.Module):
 
     def sample(self, seed: int, step: int = 0, paths: int | None = None) -> Supernet:
         weights = self.weights_by_label()
+        if self.input_tau is not None:  # draw from softmax(beta / input_tau)
+            for rec in self.graph.nodes_of(InputMixture):
+                if rec.paths and rec.label in self._index:
+                    weights[rec.label] = [b * rec.tau / self.input_tau
+                                          for b in weights[rec.label]]
         self._mode = ("sample", draw(self.graph, weights, seed=seed, step=step, paths=paths))
         return self
+
+    @property
+    def drawn(self) -> dict[str, tuple[int, ...]]:
+        """The options and inputs drawn per label in sample mode (empty otherwise)."""
+        return dict(self._mode[1]) if self._mode[0] == "sample" else {}
 
     def fix(self, arch: Mapping[str, Any]) -> Supernet:
         self._mode = ("fix", dict(arch))
@@ -117,6 +130,13 @@ class Supernet(nn.Module):
         if not tau > 0:
             raise SupernetError("the temperature must be positive")
         self.tau = float(tau)
+
+    def set_input_temperature(self, tau: float | None) -> None:
+        """The temperature of the input mixtures' ``softmax(beta / tau)`` and sampling (DCNAS
+        eq. 5), overriding the compiled one; ``None`` restores it."""
+        if tau is not None and not tau > 0:
+            raise SupernetError("the temperature must be positive")
+        self.input_tau = None if tau is None else float(tau)
 
     def weights_by_label(self) -> dict[str, list[float]]:
         """Current architecture parameters per label (zero-form input mixtures get uniform)."""
@@ -146,7 +166,8 @@ class Supernet(nn.Module):
                 elif rec.normalize == "outgoing":
                     probs[lab] = torch.stack(shares[lab])
                 else:
-                    probs[lab] = F.softmax(self.alpha[self._index[lab]] / rec.tau, dim=-1)
+                    probs[lab] = F.softmax(self.alpha[self._index[lab]] / (self.input_tau
+                                                                           or rec.tau), dim=-1)
                 continue
             w = F.softmax(self.alpha[self._index[lab]], dim=-1)
             probs[lab] = torch.stack([w[rec.options.index(o)] for o in spec.options])
@@ -173,8 +194,11 @@ class Supernet(nn.Module):
         return expected_cost(g, kind, self.probabilities(g), input_size=input_size,
                              table=table or DEFAULT, bn_affine=self.affine)
 
-    def derive(self, *, method: str = "auto") -> dict[str, Any]:
-        """Decisions from the current architecture parameters (see :mod:`nasc.ir.derive`)."""
+    def derive(self, *, method: str | None = None) -> dict[str, Any]:
+        """Decisions from the current architecture parameters (see :mod:`nasc.ir.derive`), by
+        ``method`` or else the compiling recipe's derivation (DenseNAS: Viterbi, DCNAS:
+        breadth-first from the output; others: per label)."""
+        method = method or getattr(self, "derivation", None) or "auto"
         return derive(self.graph, self.weights_by_label(), method=method)
 
     # ---- running -------------------------------------------------------------------------------
@@ -189,6 +213,7 @@ class Supernet(nn.Module):
         needed = self._needed()
         fused = self._fused() if self.fuse_bn_tail and self._mode[0] == "relax" else set()
         self._fused_now = fused
+        self._shares_now: dict[str, list[torch.Tensor]] | None = None  # once per forward
         outputs = []
         for nid in self._order:
             if nid not in needed:
@@ -271,7 +296,7 @@ class Supernet(nn.Module):
         alpha = self.alpha[self._index[rec.label]]
         if isinstance(rec, Mixture) and rec.weighting == "gumbel" and self.training:
             return F.gumbel_softmax(alpha, tau=self.tau, hard=rec.hard)
-        tau = rec.tau if isinstance(rec, InputMixture) else 1.0
+        tau = (self.input_tau or rec.tau) if isinstance(rec, InputMixture) else 1.0
         return F.softmax(alpha / tau, dim=-1)
 
     def _mixture(self, rec: Mixture, ins: list[int], values) -> torch.Tensor:
@@ -293,16 +318,14 @@ class Supernet(nn.Module):
             ws = w[[live[s] for s in chosen]]
             ws = ws / ws.sum()
             return kernels.weighted_sum(ws, [values[ins[s]] for s in chosen])
-        # the plain candidates' weighted sum, then the fused BN tails added onto it
+        # the plain candidates and the fused BN tails (see backends/triton/dispatch.py)
         plain = [s for s in chosen if ins[s] not in self._fused_now]
         tails = [s for s in chosen if ins[s] in self._fused_now]
-        out = kernels.weighted_sum(
-            w[[live[s] for s in plain]], [values[ins[s]] for s in plain]) if plain else None
-        if tails:
-            out = kernels.weighted_bn_sum(
-                torch.stack([w[live[s]] for s in tails]), [values[ins[s]] for s in tails],
-                [self._tails[str(ins[s])][1] for s in tails], self.training, base=out)
-        return out
+        return kernels.mixture(
+            w[[live[s] for s in plain]] if plain else w[:0], [values[ins[s]] for s in plain],
+            torch.stack([w[live[s]] for s in tails]) if tails else w[:0],
+            [values[ins[s]] for s in tails], [self._tails[str(ins[s])][1] for s in tails],
+            self.training)
 
     def _input_mixture(self, rec: InputMixture, ins: list[int], values) -> torch.Tensor:
         slots = self._active_slots(rec)
@@ -310,7 +333,12 @@ class Supernet(nn.Module):
         xs = [values[ins[j]] for j in chosen]
         if self._mode[0] == "fix" or rec.weighting == "zero":
             return torch.cat(xs, dim=1) if rec.merge == "concat" else _sum(xs)
-        p = self._weights(rec)
+        if rec.normalize == "outgoing":  # DenseNAS eq. 3-4: p_ij over the source's edges
+            if self._shares_now is None:
+                self._shares_now = self._outgoing_shares()
+            p = torch.stack(self._shares_now[rec.label])
+        else:
+            p = self._weights(rec)
         if slots is not None:
             p = p[chosen] / p[chosen].sum()
         if rec.merge == "concat":

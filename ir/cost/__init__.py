@@ -12,6 +12,9 @@ Three costs of a network, read off the IR alone (nothing here imports torch):
   ops, merges, aligns; an output node is its input and is not counted again). Elements, not
   bytes, unless ``bytes_per_element`` says otherwise.
 
+A fourth kind, ``"latency"``, comes from a measured look-up table per op and shape
+(:class:`LatencyTable`, module ``latency``; ``nasc profile`` measures one on this machine).
+
 Each op's cost comes from a :class:`CostTable` (:data:`DEFAULT` covers the stdlib ops; extend it
 for your own with :meth:`CostTable.with_op` and pass ``table=``). An ``Align`` node costs the ops
 ``insert_alignment`` lowers it to. Only nodes an output depends on count, as in
@@ -46,6 +49,7 @@ probabilities), ``model`` (costing graphs).
 3536
 """
 
+from nasc.ir.cost.latency import LatencyTable, call_key, op_calls
 from nasc.ir.cost.model import (
     MAX_ASSIGNMENTS,
     cost,
@@ -73,6 +77,7 @@ __all__ = [
     "BN",
     "DEFAULT",
     "KINDS",
+    "LatencyTable",
     "MAX_ASSIGNMENTS",
     "Conv",
     "CostError",
@@ -81,11 +86,13 @@ __all__ = [
     "Linear",
     "OpCall",
     "OpCost",
+    "call_key",
     "cost",
     "expected_cost",
     "label_options",
     "node_costs",
     "one_hot",
+    "op_calls",
     "output_elements",
     "se_channels",
     "unit_cost",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from nasc.ir.cost.batch import batched
+from nasc.ir.cost.hrnas import HRNAS_COSTS
 from nasc.ir.cost.table import BN, Conv, CostTable, Layer, Linear, OpCall, OpCost
 
 
@@ -123,7 +125,7 @@ def _linear(c: OpCall) -> list[Layer]:
     return [Linear(c.c_in, c.p("out"), bool(c.p("bias", True)))]
 
 
-_ZERO = ("relu", "relu6", "hswish", "sigmoid", "dropout", "max_pool", "avg_pool",
+_ZERO = ("relu", "relu6", "hswish", "sigmoid", "dropout", "drop_path", "max_pool", "avg_pool",
          "global_avg_pool", "upsample", "none", "max_pool_3x3", "avg_pool_3x3")  # fmt: skip
 _LAYERS: dict[str, Callable[[OpCall], Sequence[Layer]]] = {
     **{name: (lambda c: []) for name in _ZERO},
@@ -145,6 +147,10 @@ _LAYERS: dict[str, Callable[[OpCall], Sequence[Layer]]] = {
     "mbconv": _mbconv,
     "conv_bn_act": _conv_bn(),
 }
+# kernel-size batches (ir/passes/batch.py): exactly the layers of the candidates they replace
+_LAYERS.update({f"{op}_batch": batched(_LAYERS[op]) for op in ("sep_conv", "dil_conv", "mbconv")})
 
 #: The cost models of every stdlib op; extend it with :meth:`CostTable.with_op`.
-DEFAULT = CostTable({name: OpCost.from_layers(f) for name, f in _LAYERS.items()})
+DEFAULT = CostTable({name: OpCost.from_layers(f) for name, f in _LAYERS.items()}).extended(
+    HRNAS_COSTS
+)  # stdlib/hrnas_ops.nas (ir/cost/hrnas.py)

@@ -6,18 +6,25 @@ every pass.
 """
 
 from nasc.ir.passes.align import insert_alignment
+from nasc.ir.passes.batch import batch_kernels
 from nasc.ir.passes.cse import cse
+from nasc.ir.passes.drop_path import elide_drop_path
+from nasc.ir.passes.importance import derive_units, relax_importance, unit_deltas
 from nasc.ir.passes.manager import Pass, PassError, PassManager, registered
 from nasc.ir.passes.prune import prune_collapsed
 from nasc.ir.passes.relax import pick_sources, relax
 from nasc.ir.passes.sample import draw, partial_channels, rebalance, sample
+from nasc.ir.passes.shrink import shrink
 
 __all__ = [
     "Pass",
     "PassError",
     "PassManager",
+    "batch_kernels",
     "cse",
+    "derive_units",
     "draw",
+    "elide_drop_path",
     "insert_alignment",
     "partial_channels",
     "pick_sources",
@@ -25,5 +32,8 @@ __all__ = [
     "rebalance",
     "registered",
     "relax",
+    "relax_importance",
     "sample",
+    "shrink",
+    "unit_deltas",
 ]

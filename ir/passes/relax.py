@@ -20,7 +20,7 @@ from typing import Literal
 import attrs
 from nasc.ir.graph import Graph
 from nasc.ir.guards import Atom
-from nasc.ir.nodes import InputChoice, InputMixture, Mixture, OpChoice, RepeatChoice
+from nasc.ir.nodes import InputChoice, InputMixture, Mixture, Op, OpChoice, RepeatChoice
 from nasc.ir.passes.manager import Pass, PassError, register
 
 ZERO = "none"
@@ -90,7 +90,7 @@ def relax(
                 raise PassError(
                     f"relax: input choice {rec.label!r} needs zero=True or edge_weights"
                 )
-            if edge_weights is None and any(g[i].id not in zero_edges for i in ins):
+            if edge_weights is None and any(edge_choice(g, i) not in zero_edges for i in ins):
                 raise PassError(
                     f"relax: input choice {rec.label!r} has an input without an op choice, so "
                     "the DARTS zero form cannot weigh it; use edge_weights='inputs'"
@@ -114,13 +114,26 @@ def relax(
     return out
 
 
+#: Ops that leave an edge's value as it is in evaluation (a DARTS edge may be
+#: ``drop_path(choose ...)``); the edge's op choice is found through them.
+TRANSPARENT_OPS = frozenset({"drop_path"})
+
+
+def edge_choice(g: Graph, nid: int) -> int:
+    """The node behind ``nid`` once transparent ops are passed (the edge's op choice, or the
+    mixture it became, when there is one)."""
+    while isinstance(g[nid], Op) and g[nid].op in TRANSPARENT_OPS:
+        nid = g.inputs(nid)[0]
+    return nid
+
+
 def _zero_edges(g: Graph) -> set[int]:
-    """Op choices that directly produce an input of an input choice (they gain ``none``)."""
+    """Op choices that produce an input of an input choice (they gain ``none``)."""
     out = set()
     for rec in g.nodes_of(InputChoice):
         for i in g.inputs(rec.id):
-            if isinstance(g[i], OpChoice):
-                out.add(i)
+            if isinstance(g[edge_choice(g, i)], OpChoice):
+                out.add(edge_choice(g, i))
     return out
 
 
@@ -178,4 +191,5 @@ register(
     )
 )
 
-__all__ = ["ZERO", "outgoing_edges", "pick_sources", "relax", "attrs"]
+__all__ = ["TRANSPARENT_OPS", "ZERO", "edge_choice", "outgoing_edges", "pick_sources", "relax",
+           "attrs"]

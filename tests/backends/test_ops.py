@@ -69,9 +69,9 @@ def hw(h: int, s: int) -> int:
 # ---- coverage ------------------------------------------------------------------------------
 def test_every_declared_op_has_a_builder():
     declared = set()
-    for f in ("nn.nas", "darts_ops.nas", "nas_bench_201.nas", "mobile_ops.nas"):
+    for f in ("nn.nas", "darts_ops.nas", "nas_bench_201.nas", "mobile_ops.nas", "hrnas_ops.nas"):
         declared |= set(re.findall(r"^op\s+(\w+)\s*\(", (STDLIB / f).read_text(), re.M))
-    assert len(declared) == 25
+    assert len(declared) == 29
     assert set(BUILDERS) == declared | INTERNAL_OPS
     assert set(default_library().names()) == set(BUILDERS)
 
@@ -236,17 +236,20 @@ import nn
 import darts_ops
 import nas_bench_201
 import mobile_ops
+import hrnas_ops
 space everything(C: int = 8) {
     input x: image(3)
     let s = conv_bn_act(x, C, k=3, act="hswish")
-    let a = dropout(sigmoid(hswish(relu6(conv2d(s, 2 * C, k=3, groups=C, stride=2)))), p=0.1)
+    let a = drop_path(dropout(sigmoid(hswish(relu6(conv2d(s, 2 * C, k=3, groups=C, stride=2)))), p=0.1), p=0.2)
     let b = max_pool(avg_pool(a, k=3), stride=2) + none(a, 2 * C, stride=2)
     let c = skip_connect(b, 4 * C, stride=2) + conv_7x1_1x7(b, 4 * C, stride=2)
     let d = dil_conv_5x5(c, 4 * C) + sep_conv_7x7(c, 4 * C) + max_pool_3x3(c, 4 * C)
     let e = mbconv(d, 4 * C, k=5, e=3, se=true, act="relu") + avg_pool_3x3(d, 4 * C)
     let f = upsample(mbconv(e, 6 * C, k=3, stride=2), factor=2)
+    let g = upsample_nearest(mixconv(e, 6 * C, c3=4, c5=0, c7=8, stride=2)
+                             + transformer(e, 6 * C, n=3, stride=2, s=2, d=4), factor=2)
     let aux = auxiliary_head_cifar(factorized_reduce(a, 4 * C), 10)
-    output logits = linear(global_avg_pool(f), 10)
+    output logits = linear(global_avg_pool(f + g), 10)
     output aux
 }
 """).graph

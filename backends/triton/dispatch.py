@@ -1,0 +1,197 @@
+"""Which implementation runs a supernet's fused operations: ``NASC_KERNELS``, read at every
+call (so tests and scripts can switch it):
+
+* ``auto`` (the default) — the Triton kernels for CUDA tensors when triton is installed, the
+  torch path otherwise (on the CPU the torch path is faster than the interpreter);
+* ``triton`` — always the Triton kernels: on CPU tensors they need ``TRITON_INTERPRET=1`` (set
+  before the first kernel call: triton reads it when a kernel is defined) and otherwise fail with
+  a :class:`KernelError`; never a silent fallback. A missing triton is an error too;
+* ``torch`` — always the torch path.
+
+The torch path of every function here is exactly the computation the supernet did before the
+kernels existed, so the default on the CPU is unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from types import ModuleType
+
+import torch
+from nasc.backends.triton.layout import KernelError
+from torch import nn
+
+__all__ = [
+    "KernelError",
+    "MODES",
+    "kernels_mode",
+    "mixture",
+    "partial_merge",
+    "use_triton",
+    "weighted_bn_sum",
+    "weighted_concat",
+    "weighted_sum",
+]
+
+MODES = ("auto", "triton", "torch")
+
+
+def kernels_mode() -> str:
+    """The current ``NASC_KERNELS`` setting (``auto`` when unset or empty)."""
+    mode = os.environ.get("NASC_KERNELS", "").strip().lower() or "auto"
+    if mode not in MODES:
+        raise KernelError(
+            f"NASC_KERNELS={os.environ['NASC_KERNELS']!r} is not a kernel setting; "
+            f"expected one of {', '.join(MODES)}")
+    return mode
+
+
+def triton_available() -> bool:
+    """Whether ``import triton`` works."""
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        return False
+    return True
+
+
+def _interpreter_on() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def use_triton(*tensors: torch.Tensor) -> bool:
+    """Whether the Triton kernels run on ``tensors`` under the current setting; raises a
+    :class:`KernelError` when ``NASC_KERNELS=triton`` cannot be honoured."""
+    mode = kernels_mode()
+    if mode == "torch" or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return False  # (an fx proxy while tracing records the torch path)
+    on_cuda = all(t.device.type == "cuda" for t in tensors)
+    if mode == "auto":
+        return on_cuda and triton_available()
+    if not triton_available():
+        raise KernelError("NASC_KERNELS=triton but triton cannot be imported; install it "
+                          "(pip install triton, Linux) or set NASC_KERNELS=torch or auto")
+    if not on_cuda:
+        devices = sorted({str(t.device) for t in tensors})
+        if not _interpreter_on():
+            raise KernelError(
+                f"NASC_KERNELS=triton on {', '.join(devices)} tensors needs Triton's "
+                "interpreter: set TRITON_INTERPRET=1 before the first kernel call, or use "
+                "NASC_KERNELS=auto (torch path on the CPU)")
+        if not _kernels("mixture").INTERPRETED:
+            raise KernelError(
+                "NASC_KERNELS=triton on CPU tensors: the kernels were defined without "
+                "TRITON_INTERPRET=1 (triton reads it when a kernel is defined); set it before "
+                "the first kernel call, in a fresh process")
+    return True
+
+
+def _kernels(name: str) -> ModuleType:
+    """A kernel module, imported at its first use (so that ``TRITON_INTERPRET`` set by then
+    counts)."""
+    return importlib.import_module(f"nasc.backends.triton.{name}")
+
+
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+def weighted_sum(w: torch.Tensor, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_k w[k] * xs[k]`` (a mixture, DARTS eq. 2, or a summed input aggregation, DCNAS
+    eq. 4), ``w`` a vector with one weight per tensor."""
+    if use_triton(w, *xs):
+        return _kernels("mixture").weighted_sum(w, _promoted(xs))
+    return _sum([wk * x for wk, x in zip(w, xs)])
+
+
+def weighted_concat(w: torch.Tensor, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``cat_k(w[k] * xs[k])`` along channels (a concatenating input aggregation)."""
+    if use_triton(w, *xs):
+        return _kernels("aggregate").weighted_concat(w, _promoted(xs))
+    return torch.cat([wk * x for wk, x in zip(w, xs)], dim=1)
+
+
+def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
+                    bns: Sequence[nn.BatchNorm2d], training: bool,
+                    base: torch.Tensor | None = None) -> torch.Tensor:
+    """``base + sum_k w[k] * bns[k](xs[k])`` for affine-free BNs (their running statistics
+    updated as ``nn.BatchNorm2d`` does), the BN outputs recomputed in backward."""
+    if not use_triton(w, *xs):
+        from nasc.backends.torch.mixture import weighted_bn_sum as torch_weighted_bn_sum
+
+        out = torch_weighted_bn_sum(w, xs, bns, training)
+        return out if base is None else base + out
+    xs = _promoted(xs)
+    means, invstds = _bn_statistics(xs, bns, training)
+    fused = _kernels("mixture").weighted_bn_sum
+    if base is not None and base.dtype != xs[0].dtype:  # (autocast) torch's type promotion
+        return base + fused(w, xs, means, invstds, training)
+    return fused(w, xs, means, invstds, training, base)
+
+
+def mixture(w_plain: torch.Tensor, plain: Sequence[torch.Tensor], w_tails: torch.Tensor,
+            tails: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
+            training: bool) -> torch.Tensor:
+    """A mixed op (DARTS eq. 2) ``sum_j w_plain[j] plain[j] + sum_k w_tails[k] bns[k](tails[k])``
+    over its computed candidates, the affine-free BN tails fused (their outputs recomputed in
+    backward); on the Triton path one kernel writes the output once."""
+    if not use_triton(w_plain, w_tails, *plain, *tails):
+        out = _sum([wk * x for wk, x in zip(w_plain, plain)]) if plain else None
+        if tails:
+            from nasc.backends.torch.mixture import weighted_bn_sum as torch_weighted_bn_sum
+
+            fused = torch_weighted_bn_sum(w_tails, tails, bns, training)
+            out = fused if out is None else out + fused
+        return out
+    kern = _kernels("mixture")
+    xs = _promoted([*plain, *tails])
+    plain, tails = xs[: len(plain)], xs[len(plain) :]
+    if not tails:
+        return kern.weighted_sum(w_plain, plain)
+    means, invstds = _bn_statistics(tails, bns, training)
+    return kern.weighted_mixture(w_plain, plain, w_tails, tails, means, invstds, training)
+
+
+def _promoted(xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``xs`` in one dtype, torch's promotion of theirs (as ``a + b`` would give; autocast
+    mixes fp32 and bf16 outputs): a kernel reads one dtype."""
+    dtype = xs[0].dtype
+    for x in xs[1:]:
+        dtype = torch.promote_types(dtype, x.dtype)
+    return [x if x.dtype == dtype else x.to(dtype) for x in xs]
+
+
+def _bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
+                   training: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per input, the mean and ``1 / sqrt(var + eps)`` its BN normalises with, updating the
+    running statistics in training (the same as ``backends/torch/mixture.py``)."""
+    means, invstds = [], []
+    with torch.no_grad():
+        for x, bn in zip(xs, bns):
+            if training:
+                var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+                if bn.running_mean is not None:
+                    count = x.numel() // x.shape[1]
+                    bn.num_batches_tracked += 1
+                    m = bn.momentum if bn.momentum is not None else 1.0 / float(
+                        bn.num_batches_tracked)
+                    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
+                    bn.running_var.mul_(1 - m).add_(var * (count / max(count - 1, 1)), alpha=m)
+            else:
+                mean, var = bn.running_mean, bn.running_var
+            means.append(mean)
+            invstds.append(torch.rsqrt(var + bn.eps))
+    return means, invstds
+
+
+def partial_merge(mix: torch.Tensor, x: torch.Tensor, split: int, groups: int,
+                  stride: int = 1) -> torch.Tensor:
+    """The fused partial-channel merge (PC-DARTS; DCNAS eq. 7) by the Triton kernel; the torch
+    path is ``PartialMerge.forward`` in ``backends/torch/ops.py``, which asks
+    :func:`use_triton` first."""
+    return _kernels("partial").partial_merge(mix, x, split, groups, stride)

@@ -1,0 +1,93 @@
+"""Multi-trial baselines: random search and regularised evolution.
+
+Each trial instantiates one architecture of the space (``nasc.instantiate``), trains it briefly
+from scratch on trainA and scores it on trainB; the best scored architecture wins. The survey's
+point (Elsken et al. 2019, §4; Li & Talwalkar 2019) is that random search at the same budget is
+a strong baseline, so ``nasc search`` can report a one-shot method against it.
+
+* ``random``: architectures drawn uniformly (``space.sample``).
+* ``evolution``: regularised (ageing) evolution (Real et al. 2019, Alg. 1): a population of
+  ``population`` random architectures; then each cycle samples ``sample`` of them, mutates the
+  best of the sample into a child, trains it, adds it and removes the *oldest* member.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import nasc
+from nasc.architecture import Architecture
+from nasc.data import Splits
+from nasc.strategies import mutate
+from nasc.training import accuracy, batches_per_epoch, epochs_of, loss_fn
+
+METHODS = ("random", "evolution")
+
+
+def train_briefly(space: Any, arch: Architecture, splits: Splits, *, epochs: int, batch: int,
+                  seed: int, lr: float = 0.05, progress: Callable[[], None] | None = None
+                  ) -> float:
+    """Train ``arch`` from scratch on trainA for ``epochs``; its accuracy on trainB."""
+    torch.manual_seed(seed)
+    model = nasc.instantiate(space, arch)
+    x, y = splits.train_a
+    steps = max(epochs * batches_per_epoch(len(y), batch), 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4,
+                          nesterov=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    model.train()
+    for epoch in range(epochs):
+        for _, (xb, yb) in epochs_of(x, y, batch, seed, epoch, stream=7):
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+            sched.step()
+            if progress is not None:
+                progress()
+    return accuracy(model, *splits.train_b)
+
+
+def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: int,
+               batch: int, seed: int, population: int = 4, sample: int = 2,
+               state: dict[str, Any] | None = None,
+               on_trial: Callable[[dict[str, Any]], None] | None = None,
+               progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run ``trials`` trials of ``method``; ``state`` (passed to ``on_trial`` after each trial)
+    resumes. Returns the best architecture, its score and every trial."""
+    if method not in METHODS:
+        raise ValueError(f"unknown multi-trial method {method!r}; {', '.join(METHODS)}")
+    rng = random.Random(seed)
+    if state is None:
+        state = {"trials": [], "population": [], "rng": rng.getstate()}
+    rng.setstate(state["rng"])
+    while len(state["trials"]) < trials:
+        i = len(state["trials"])
+        if method == "random" or len(state["trials"]) < population:
+            arch = space.sample(rng)
+        else:
+            pool = [state["trials"][j] for j in rng.sample(state["population"],
+                                                           min(sample, len(state["population"])))]
+            parent = max(pool, key=lambda t: t["score"])
+            arch = mutate(space, Architecture.from_json(parent["arch"]), rng, prob=0.0)
+        score = train_briefly(space, arch, splits, epochs=epochs, batch=batch,
+                              seed=seed * 7_919 + i, progress=progress)
+        state["trials"].append({"arch": arch.to_json(), "score": score})
+        if method == "evolution":
+            state["population"].append(i)
+            if len(state["population"]) > population:
+                state["population"].pop(0)  # ageing: the oldest dies, not the worst
+        state["rng"] = rng.getstate()
+        if on_trial is not None:
+            on_trial(state)
+    best = max(state["trials"], key=lambda t: t["score"])
+    return {"best": Architecture.from_json(best["arch"]), "score": best["score"],
+            "trials": [{"score": t["score"], "architecture": json_choices(t["arch"])}
+                       for t in state["trials"]]}
+
+
+def json_choices(text: str) -> dict[str, Any]:
+    return Architecture.from_json(text).to_dict()["choices"]

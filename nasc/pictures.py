@@ -1,0 +1,123 @@
+"""Pictures of a run: the α/β evolution over epochs and the derived architecture.
+
+PNGs need matplotlib (``pip install nasc[plot]``); without it they are skipped with a note.
+The derived architecture's DOT file is always written; its PNG comes from Graphviz's ``dot``
+when installed, else from a plain matplotlib drawing of the graph in topological layers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nasc.ir.dot import to_dot
+
+
+def have_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure: int = 12
+                        ) -> bool:
+    """One panel per label (the first ``per_figure`` labels): each option's softmax weight per
+    epoch. Returns False when matplotlib is missing or there is nothing to draw."""
+    rows = [r for r in history if r.get("alpha")]
+    if not rows or not have_matplotlib():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(rows[0]["alpha"])[:per_figure]
+    cols = min(4, len(labels))
+    nrows = -(-len(labels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, lab in zip(axes.flat, labels):
+        series = list(zip(*[r["alpha"][lab] for r in rows]))
+        for k, ys in enumerate(series):
+            ax.plot(epochs, ys, marker="o", markersize=2, label=str(k))
+        ax.set_title(lab, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis("off")
+    fig.supxlabel("epoch", fontsize=8)
+    fig.supylabel("softmax weight", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def architecture_png(graph: Any, dot_path: Path, path: Path) -> str | None:
+    """The derived graph as a PNG: Graphviz when installed, else matplotlib. Returns the tool
+    used, or None when neither is available."""
+    dot = shutil.which("dot")
+    if dot is not None:
+        subprocess.run([dot, "-Tpng", str(dot_path), "-o", str(path)], check=True, timeout=300)
+        return "graphviz"
+    if not have_matplotlib():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nasc.ir.nodes import Input, Merge, Op, Output
+
+    depth: dict[int, int] = {}
+    for nid in graph.topo_order():
+        ins = graph.inputs(nid)
+        depth[nid] = 1 + max((depth[i] for i in ins), default=-1)
+    layers: dict[int, list[int]] = {}
+    for nid, d in depth.items():
+        layers.setdefault(d, []).append(nid)
+    pos = {nid: (j - (len(ns) - 1) / 2, -d) for d, ns in layers.items()
+           for j, nid in enumerate(ns)}
+    width = max(len(ns) for ns in layers.values())
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * width), max(4, 0.55 * len(layers))))
+    for nid in depth:
+        for i in graph.inputs(nid):
+            (x0, y0), (x1, y1) = pos[i], pos[nid]
+            ax.annotate("", xy=(x1, y1 + 0.15), xytext=(x0, y0 - 0.15),
+                        arrowprops={"arrowstyle": "->", "lw": 0.5, "color": "0.4"})
+    for nid, (x, y) in pos.items():
+        rec = graph[nid]
+        if isinstance(rec, Input | Output):
+            text = rec.name
+        elif isinstance(rec, Op):
+            text = rec.op
+        elif isinstance(rec, Merge):
+            text = rec.mode
+        else:
+            text = type(rec).__name__.lower()
+        ax.text(x, y, text, ha="center", va="center", fontsize=6,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "0.5", "lw": 0.5})
+    ax.set_xlim(-width / 2 - 0.5, width / 2 + 0.5)
+    ax.set_ylim(-len(layers), 1)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return "matplotlib"
+
+
+def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title: str
+                   ) -> list[str]:
+    """Write ``derived.dot`` (always), ``derived.png`` and ``alpha.png``; the notes to print."""
+    notes: list[str] = []
+    if not writer.active:
+        return notes
+    writer.text("derived.dot", to_dot(graph, title))
+    if not have_matplotlib():
+        notes.append("matplotlib is not installed: no PNG pictures (pip install 'nasc[plot]')")
+    elif not alpha_evolution_png(history, writer.path("alpha.png")):
+        notes.append("no architecture parameters were trained: no alpha.png")
+    if architecture_png(graph, writer.path("derived.dot"), writer.path("derived.png")) is None:
+        notes.append("neither Graphviz nor matplotlib is installed: no derived.png")
+    return notes
