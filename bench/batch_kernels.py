@@ -7,9 +7,10 @@ same weights and architecture parameters, asserts that the losses agree, then ti
 steps of the two in one run (interleaved, best of ``--repeats``) and reports the ratio. It also
 times the isolated op on one edge's tensor, forward and backward: two depthwise convs (3x3 and
 5x5) against one conv with the 3x3 kernel zero-padded to 5x5, and the whole candidate pairs
-against their batched modules.
+against their batched modules (and three MBConv candidates of a DCNAS edge against theirs).
 
     python bench/batch_kernels.py [--C 16] [--layers 8] [--batch 16] [--size 32] [--repeats 5]
+                                  [--threads N]
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
-import nasc
-from nasc.backends.torch.batched import DilConvBatch, SepConvBatch, copy_weights, padded_kernel
+from nasc.backends.torch.batched import (
+    DilConvBatch,
+    MBConvBatch,
+    SepConvBatch,
+    copy_weights,
+    padded_kernel,
+)
 from nasc.backends.torch.ops import DilConv, SepConv
 from nasc.ir.cost import DEFAULT, OpCall
 from nasc.ir.cost.batch import padded_macs
+
+import nasc
 
 
 def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -97,9 +104,9 @@ def isolated(args) -> dict[str, float]:
         b = torch.cat([b[:, :c], b[:, c:]])
         assert torch.allclose(a, b, atol=1e-5)
 
-    def modules(pair, batch):
+    def modules(cands, batch):
         def run_pair():
-            (pair[0](x).sum() + pair[1](x).sum()).backward()
+            sum(m(x).sum() for m in cands).backward()
 
         def run_batch():
             batch(x).sum().backward()
@@ -108,13 +115,17 @@ def isolated(args) -> dict[str, float]:
     sep_batch = SepConvBatch(c, c, (3, 5), 1, affine=False).to(memory_format=torch.channels_last)
     dil_batch = DilConvBatch(c, c, (3, 5), 1, 2, affine=False).to(
         memory_format=torch.channels_last)
+    mb_batch = MBConvBatch(c, c, (3, 5, 7), 1, 3, True, "hswish", affine=True).to(
+        memory_format=torch.channels_last)  # a DCNAS edge: k in {3, 5, 7} at e=3, with SE
     sep_pair, sep_one = modules(list(sep_batch.candidates), sep_batch)
     dil_pair, dil_one = modules(list(dil_batch.candidates), dil_batch)
+    mb_three, mb_one = modules(list(mb_batch.candidates), mb_batch)
     assert isinstance(sep_batch.candidates[0], SepConv)
     assert isinstance(dil_batch.candidates[0], DilConv)
     t = best_of({"two_dw": two_dw, "one_padded": one_padded, "one_padded_repeat":
                  one_padded_repeat, "sep_pair": sep_pair, "sep_batch": sep_one,
-                 "dil_pair": dil_pair, "dil_batch": dil_one}, 5 * args.repeats)
+                 "dil_pair": dil_pair, "dil_batch": dil_one, "mb_three": mb_three,
+                 "mb_batch": mb_one}, 5 * args.repeats)
     return {
         "dw_s_two": t["two_dw"], "dw_s_one_padded": t["one_padded"],
         "dw_ratio": t["one_padded"] / t["two_dw"],
@@ -124,6 +135,8 @@ def isolated(args) -> dict[str, float]:
         "sep_ratio": t["sep_batch"] / t["sep_pair"],
         "dil_s_pair": t["dil_pair"], "dil_s_batch": t["dil_batch"],
         "dil_ratio": t["dil_batch"] / t["dil_pair"],
+        "mbconv_s_three": t["mb_three"], "mbconv_s_batch": t["mb_batch"],
+        "mbconv_ratio": t["mb_batch"] / t["mb_three"],
     }
 
 
@@ -146,7 +159,11 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's); 1 is steadier on a loaded machine")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = {**supernet_step(args), **isolated(args), **macs(args),
               "threads": torch.get_num_threads()}
     for k, v in result.items():

@@ -2,6 +2,12 @@
 
 Choice nodes are diamonds named by their label; a node that exists only under a condition is
 dashed; edges into a choice carry the option they stand for.
+
+:func:`to_overview_dot` draws only the decisions (``nasc show --overview``): one node per op,
+input or repeat choice, the network's inputs and outputs, and an edge wherever data flows from
+one to the next through fixed ops. That is the picture the papers draw: the cell DAG of DARTS,
+the reticular grid of fusion modules with dense connections of DCNAS (Fig. 1), the blocks and
+their candidate connections of DenseNAS.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from nasc.ir.nodes import (
 
 
 def _q(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(g: Graph, title: str = "space") -> str:
@@ -32,7 +38,7 @@ def to_dot(g: Graph, title: str = "space") -> str:
         '  edge [fontname="Helvetica", fontsize=8];',
     ]
     for rec in g:
-        ty = f"\\n{rec.type}" if rec.type is not None else ""
+        ty = f"\n{rec.type}" if rec.type is not None else ""
         attrs = []
         if isinstance(rec, Input | Output):
             text, attrs = f"{rec.name}", ["shape=ellipse"]
@@ -77,5 +83,48 @@ def to_dot(g: Graph, title: str = "space") -> str:
         for slot, src in enumerate(ins):
             label = f" [label={_q(names[slot])}]" if names else ""
             lines.append(f"  n{src} -> n{rec.id}{label};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_overview_dot(g: Graph, title: str = "space") -> str:
+    """The decision graph of ``g`` (see the module docstring)."""
+    shown = (Input, Output, OpChoice, InputChoice, RepeatChoice)
+    behind: dict[int, frozenset[int]] = {}  # the nearest shown nodes upstream of each node
+    edges: dict[tuple[int, int], set[str]] = {}
+    for rec in g:
+        ins = g.inputs(rec.id)
+        if isinstance(rec, shown):
+            for slot, src in enumerate(ins):
+                for a in behind[src]:
+                    tag = str(slot) if isinstance(rec, InputChoice) else ""
+                    edges.setdefault((a, rec.id), set()).add(tag)
+            behind[rec.id] = frozenset({rec.id})
+        else:
+            behind[rec.id] = frozenset().union(*(behind[i] for i in ins)) if ins else frozenset()
+    lines = [
+        f"digraph {_q(title + ' (decisions)')} {{",
+        "  rankdir=LR;",
+        '  node [fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=8, color=gray40];',
+    ]
+    for rec in g:
+        if not isinstance(rec, shown):
+            continue
+        nl = "\n"
+        if isinstance(rec, Input | Output):
+            text = f"{rec.name}{nl}{rec.type}"
+            attrs = [f"label={_q(text)}", "shape=ellipse"]
+        elif isinstance(rec, InputChoice):
+            k = rec.k_min if rec.k_min == rec.k_max else f"{rec.k_min}..{rec.k_max}"
+            text = f"{rec.label}{nl}{k} of {rec.n}"
+            attrs = [f"label={_q(text)}", "shape=circle", "style=filled", "fillcolor=lightblue"]
+        else:
+            text = f"{rec.label}{nl}{len(rec.options)} options{nl}{rec.type}"
+            attrs = [f"label={_q(text)}", "shape=box", "style=filled", "fillcolor=lightyellow"]
+        lines.append(f"  n{rec.id} [{', '.join(attrs)}];")
+    for (a, b), tags in sorted(edges.items()):
+        tag = ",".join(sorted(t for t in tags if t))
+        lines.append(f"  n{a} -> n{b}" + (f" [label={_q(tag)}]" if tag else "") + ";")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 Every value is printed with its type; choices with their label; a node that exists only under a
 condition with ``when <guard>``; the source location as a trailing comment::
 
-    %7: image[C=16, s=1] = sep_conv_3x3(%3, C=16, stride=1)  when @'normal.n0.in' ∋ 0  # darts.nas:14:5
+    %7: image[C=16, s=1] = sep_conv(%3, C=16, k=3)  when @'normal.n0.in' ∋ 0  # darts.nas:14:5
 
 Labels are quoted and marked with ``@`` wherever they appear (a value choice inside a parameter
 or a type is ``@'label'``), and an option that is not a plain name is quoted, so the text is
@@ -17,7 +17,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from nasc.ir.guards import Guard
-
 from nasc.ir.nodes import (
     Align,
     Input,

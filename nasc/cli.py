@@ -135,14 +135,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             console.print(f"... and {len(shown) - limit} more (--all shows every choice)")
     console.print(f"architectures: {space.count():,}")
     if args.dot:
-        _write_dot(space, Path(args.dot), console)
+        _write_dot(space, Path(args.dot), console, overview=args.overview)
     return 0
 
 
-def _write_dot(space, path: Path, console) -> None:
-    from nasc.ir.dot import to_dot
+def _write_dot(space, path: Path, console, *, overview: bool = False) -> None:
+    from nasc.ir.dot import to_dot, to_overview_dot
 
-    path.write_text(to_dot(space.graph, space.name))
+    draw = to_overview_dot if overview else to_dot
+    path.write_text(draw(space.graph, space.name))
     console.print(f"wrote {path}")
     dot = shutil.which("dot")
     if dot is None:
@@ -176,6 +177,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``nasc search`` options of the papers' recipes (nasc.recipes.SETTINGS).
+RECIPE_OPTIONS = ("cost_table", "cost_weight", "cost_target", "cost_base", "warmup_epochs",
+                  "input_temperature", "prune_every", "auxiliary_weight")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -183,13 +189,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     params = dict(_define(d) for d in args.define or [])
     retrain = dict(_define(d) for d in args.retrain_define or [])
+    recipe = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
     result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
-                    compare_random=args.compare_random)
+                    compare_random=args.compare_random, **recipe)
     r = result.report
-    print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
+    miou = f" · mean IoU {r['mean_iou']:.4f}" if "mean_iou" in r else ""
+    print(f"test accuracy {r['test_accuracy']:.4f}{miou} · {r['parameters']:,} parameters · "
           f"{r['flops']:,} MACs · search {r['timings']['search_s']:.0f} s, retrain "
           f"{r['timings']['retrain_s']:.0f} s")
     print(json.dumps(r["architecture"]["choices"], sort_keys=True))
@@ -222,7 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
                            out=args.out, batch=args.batch, space_params=params)
     print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
-          f"{r['flops']:,} MACs · {r['epochs']} epochs in {r['timings']['retrain_s']:.0f} s")
+          f"{r['flops']:,} MACs · {r['epochs']} epochs in "
+          f"{r['timings'].get('retrain_s', 0.0):.0f} s")
     if args.out is not None:
         print(f"wrote {args.out}/ (report.json, metrics.jsonl, architecture.json, checkpoint.pt)")
     return 0
@@ -291,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     space_cmd("count", "print the exact number of architectures").set_defaults(fn=cmd_count)
     sp = space_cmd("show", "summarise nodes, types and choices")
     sp.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and PNG/SVG with dot)")
+    sp.add_argument("--overview", action="store_true",
+                    help="with --dot: draw only the decisions and how data flows between them "
+                         "(the papers' pictures)")
     sp.add_argument("--ir", action="store_true", help="print the IR, one line per node")
     sp.add_argument("--all", action="store_true", help="list every choice")
     sp.set_defaults(fn=cmd_show)
@@ -318,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also checkpoint every STEPS steps (always every epoch)")
     sr.add_argument("--compare-random", action="store_true",
                     help="also run random search at the same budget and report both")
+    rg = sr.add_argument_group("recipes", "each paper's settings (default: the method's)")
+    rg.add_argument("--cost-table", metavar="LUT",
+                    help="proxyless, densenas: a latency table (nasc profile -o LUT) for the "
+                    "cost term (default: multiply-adds as the proxy)")
+    rg.add_argument("--cost-weight", type=float, metavar="LAMBDA",
+                    help="the cost term's weight (proxyless 0.1, densenas 0.1, hrnas 1e-4)")
+    rg.add_argument("--cost-target", type=float, metavar="COST",
+                    help="proxyless: the reference cost (default: the uniform expectation)")
+    rg.add_argument("--cost-base", type=float, metavar="TAU",
+                    help="densenas: tau of the loss CE + lambda log_tau(latency) (15)")
+    rg.add_argument("--warmup-epochs", type=int, metavar="N",
+                    help="densenas: epochs that train the weights only (60%% of the epochs)")
+    rg.add_argument("--input-temperature", type=float, nargs=2, metavar=("START", "END"),
+                    help="dcnas: the input-sampling temperature's annealing (5 0.5)")
+    rg.add_argument("--prune-every", type=int, metavar="N",
+                    help="hrnas: remove the units below eps every N epochs (5)")
+    rg.add_argument("--auxiliary-weight", type=float, metavar="W",
+                    help="retraining: the auxiliary head's loss weight (DARTS 0.4)")
     sr.set_defaults(fn=cmd_search)
     dv = sub.add_parser("derive", help="re-derive the architecture of a run directory",
                         description="re-derive the architecture from a run directory's "

@@ -197,6 +197,19 @@ class Context:
         self._reduce(grads, average=True)
         return len(live)
 
+    def sync_on_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Average the gradients of ``optimizer``'s parameters over all ranks right before each
+        of its steps (a step pre-hook, registered once per optimiser): for steps taken inside
+        code that knows nothing of ranks (the architecture steps of every method)."""
+        if not self.distributed or getattr(optimizer, "_nasc_synced", False):
+            return
+
+        def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            self.sync_grads([p for group in opt.param_groups for p in group["params"]])
+
+        optimizer.register_step_pre_hook(hook)
+        optimizer._nasc_synced = True
+
     def mean(self, value: float | torch.Tensor) -> float:
         """The mean of a number over all ranks (a step's loss on each rank's shard)."""
         if not self.distributed:

@@ -20,10 +20,11 @@ def have_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure: int = 12
+def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure: int = 48
                         ) -> bool:
     """One panel per label (the first ``per_figure`` labels): each option's softmax weight per
-    epoch. Returns False when matplotlib is missing or there is nothing to draw."""
+    epoch, on the panel's own scale. Returns False when matplotlib is missing or there is
+    nothing to draw."""
     rows = [r for r in history if r.get("alpha")]
     if not rows or not have_matplotlib():
         return False
@@ -42,7 +43,6 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
         for k, ys in enumerate(series):
             ax.plot(epochs, ys, marker="o", markersize=2, label=str(k))
         ax.set_title(lab, fontsize=8)
-        ax.set_ylim(0, 1)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")

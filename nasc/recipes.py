@@ -74,12 +74,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "hrnas": {"cost_weight": 1e-4, "prune_every": 5},
 }
 
-#: Options ``nasc.compile`` gets for a method's search supernet. DenseNAS draws one operation
-#: per layer from ``softmax(alpha)`` for the weights and two for the architecture: the binary
-#: gates' draw without replacement, which for one path is the multinomial draw.
-COMPILE: dict[str, dict[str, Any]] = {"densenas": {"sampling": "binary_gate"}}
-
-
 @attrs.frozen(kw_only=True)
 class Recipe:
     """What a method's search does beyond a first-order DARTS step (see the module docstring)."""
@@ -426,7 +420,7 @@ def start_retrain_epoch(model: nn.Module, epoch: int, epochs: int) -> float:
 
 
 __all__ = [
-    "COMPILE", "DEFAULTS", "SETTINGS", "MainOutput", "Recipe", "arch_loss", "confusion",
+    "DEFAULTS", "SETTINGS", "MainOutput", "Recipe", "arch_loss", "confusion",
     "densenas_cost_loss", "expected_cost", "input_temperature", "main_output",
     "moved_optimizer", "proxyless_cost_loss", "rebalance_sampled", "recipe", "replay_shrinks",
     "retrain_loss", "segmentation_metrics", "shrink_step", "start_retrain_epoch",

@@ -32,6 +32,7 @@ import attrs
 import torch
 
 import nasc
+from nasc import recipes
 from nasc.data import Splits, as_splits, load_data
 from nasc.dsl.diagnostics import NasError
 from nasc.strategies import (
@@ -54,6 +55,10 @@ from nasc.training import (
     set_rng_state,
 )
 
+_HRNAS_SCENES = {"task": "segmentation", "stem": [8, 8], "widths": [[8], [8, 16], [8, 16, 24]],
+                 "blocks": [[1], [1, 1], [1, 1, 1]], "head": [8, 16, 24], "last": 24, "r": 1,
+                 "tokens": 4, "s": 4, "d": 16}
+
 #: Sensible defaults per data set: sizes of the search and retrain networks and budgets.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {
@@ -61,12 +66,32 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "spaces": {
             "darts": {"search": {"C": 8, "layers": 5}, "retrain": {"C": 16, "layers": 5}},
             "nas_bench_201": {"search": {"C": 8, "N": 1}, "retrain": {"C": 16, "N": 2}},
+            # 8x8 images: stages at 8x8, 4x4, 2x2 (the space reads 3-channel images)
+            "proxylessnas": {
+                "search": {"stem": 8, "first": 8, "stages": [[16, 2, 1], [24, 2, 2], [32, 2, 2]],
+                           "last": 64},
+                "retrain": {"stem": 16, "first": 16,
+                            "stages": [[24, 2, 1], [32, 2, 2], [48, 2, 2]], "last": 128}},
+            # blocks at strides 1, 2, 4 of the 8x8 input, m = 3 connections
+            "densenas": {
+                "search": {"stem": 8, "widths": [8, 8, 16, 16, 24, 24],
+                           "strides": [1, 1, 2, 2, 4, 4], "stages": [0, 1, 2, 2, 3, 3],
+                           "layers": [0, 1, 1, 1, 1, 0], "last": 64, "m": 3},
+                "retrain": {"stem": 16, "widths": [16, 16, 24, 24, 32, 32],
+                            "strides": [1, 1, 2, 2, 4, 4], "stages": [0, 1, 2, 2, 3, 3],
+                            "layers": [0, 1, 1, 1, 1, 0], "last": 128, "m": 3}},
         },
         "epochs": 8,
         "retrain_epochs": 25,
         "batch": 64,
     },
-    "digit-scenes": {"spaces": {}, "epochs": 4, "retrain_epochs": 10, "batch": 16},
+    "digit-scenes": {
+        # 64x64 scenes: DCNAS' four scales at 16x16 .. 2x2; HR-NAS' five modules, tiny widths
+        "spaces": {
+            "dcnas": {"search": {"L": 2, "F": 8}, "retrain": {"L": 2, "F": 16}},
+            "hrnas": {"search": _HRNAS_SCENES, "retrain": _HRNAS_SCENES},
+        },
+        "epochs": 4, "retrain_epochs": 10, "batch": 16},
 }
 
 #: Multi-trial and evolutionary settings (overridable through ``search(..., **settings)``).
@@ -83,6 +108,8 @@ SETTINGS: dict[str, Any] = {
     # also run random search at the same budget (trials x trial_epochs = search epochs of
     # trainA), retrain its best the same way and report it next to the method
     "compare_random": False,
+    # each paper's recipe (nasc.recipes): cost weight and table, warm-up, temperatures, ...
+    **recipes.SETTINGS,
 }
 
 MULTI_TRIAL = ("random", "evolution")
@@ -123,26 +150,38 @@ class Job:
 
     net: Any
     w_opt: torch.optim.Optimizer
-    a_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer | None  # None: no architecture parameters (HR-NAS)
     w_sched: Any
     seed: int
     order: int = 1
     sampling: bool = False
     arch_step: bool = True
+    recipe: recipes.Recipe | None = None
+    table: Any = None  # the recipe's latency table, loaded once
+    ref: float | None = None  # ProxylessNAS' reference cost
 
 
-def make_job(cfg: Mapping[str, Any], net: Any, steps: int) -> Job:
+def make_job(cfg: Mapping[str, Any], net: Any, steps: int,
+             input_size: tuple[int, int] = (32, 32)) -> Job:
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=6e-3, betas=(0.5, 0.999),
-                             weight_decay=1e-3)
+    arch = list(net.arch_parameters())
+    a_opt = torch.optim.Adam(arch, lr=6e-3, betas=(0.5, 0.999),
+                             weight_decay=1e-3) if arch else None
     w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, max(steps, 1), eta_min=1e-3)
     from nasc.ir.nodes import InputMixture, Mixture
 
     sampling = any((isinstance(r, Mixture) and r.sampling is not None)
                    or (isinstance(r, InputMixture) and r.paths > 0)
                    for r in net.graph.relaxed_nodes())
+    rec = recipes.recipe(cfg["method"], cfg["settings"], epochs=cfg["epochs"],
+                         input_size=input_size)
+    table = rec.table() if rec.cost_table else None
+    ref = None
+    if rec.cost == "proxyless":
+        ref = rec.cost_target or recipes.uniform_cost(net, rec, table)
     return Job(net=net, w_opt=w_opt, a_opt=a_opt, w_sched=w_sched, seed=cfg["seed"],
-               order=cfg["order"], sampling=sampling, arch_step=cfg["method"] != "spos")
+               order=cfg["order"], sampling=sampling, arch_step=cfg["method"] != "spos",
+               recipe=rec, table=table, ref=ref)
 
 
 def _supernet_loss(net, batch) -> torch.Tensor:
@@ -153,8 +192,12 @@ def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
                yb: torch.Tensor, step: int) -> float:
     """One search step: the architecture on a trainB batch (first or second order), then the
     weights on a trainA batch. The one place a distributed wrapper hooks into."""
-    net = job.net
-    if job.arch_step and len(job.a_opt.param_groups[0]["params"]):
+    net, rec = job.net, job.recipe
+    if job.arch_step and job.a_opt is not None and rec is not None and rec.two_path:
+        # ProxylessNAS / DenseNAS: two sampled paths, the cost term, eq. 9's rebalancing
+        recipes.two_path_arch_step(net, job.a_opt, rec, xb, yb, seed=job.seed, step=step,
+                                   table=job.table, ref=job.ref)
+    elif job.arch_step and job.a_opt is not None:
         if job.sampling:
             net.sample(job.seed, step, paths=2)
         job.a_opt.zero_grad()
@@ -171,7 +214,8 @@ def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
         net.sample(job.seed, step)
     job.w_opt.zero_grad()
     loss = loss_fn(net(xa), ya)
-    loss.backward()
+    penalty = recipes.weight_penalty(net, rec) if rec is not None else None  # HR-NAS eq. 7
+    (loss if penalty is None else loss + penalty).backward()
     torch.nn.utils.clip_grad_norm_(list(net.weight_parameters()), 5.0)
     job.w_opt.step()
     job.w_sched.step()
@@ -231,8 +275,13 @@ def _deterministic(on: bool):
 # ---- retraining --------------------------------------------------------------------------------
 def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed: int,
         state: dict[str, Any], save, bar, every: int | None, label: str, clock: _Clock,
-        writer: Writer, lr: float = 0.05) -> None:
+        writer: Writer, lr: float = 0.05, main: int | None = None,
+        auxiliary_weight: float = 0.4) -> None:
     """Train ``model`` from scratch on trainA+trainB (SGD, Nesterov momentum, cosine rate).
+
+    DARTS' evaluation details: drop paths grow to their space's probability over the epochs,
+    and with several outputs (``main``: the index of ``logits``) the auxiliary outputs' loss is
+    added with ``auxiliary_weight`` (:func:`nasc.recipes.retrain_loss`).
 
     ``state`` holds the position (epoch, batch), the running losses and, once started, the
     optimiser and scheduler; ``save()`` checkpoints it (every epoch and every ``every`` steps).
@@ -250,9 +299,10 @@ def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed
     task = bar.add_task(label, total=epochs * per, completed=state["epoch"] * per + state["batch"])
     while state["epoch"] < epochs:
         e = state["epoch"]
+        recipes.start_retrain_epoch(model, e, epochs)
         for i, (xb, yb) in epochs_of(x, y, batch, seed, e, stream=2, start=state["batch"]):
             opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            loss = recipes.retrain_loss(model(xb), yb, main, auxiliary_weight)
             loss.backward()
             opt.step()
             sched.step()
@@ -291,6 +341,7 @@ def _config(space: str, method: str, splits: Splits, *, epochs, retrain_epochs, 
     if unknown:
         raise NasError(f"unknown search setting {sorted(unknown)[0]!r}; known: "
                        f"{', '.join(sorted(SETTINGS))}")
+    recipes.recipe(method, settings, epochs=1, input_size=(1, 1))  # its settings apply
     return {
         "space": space,
         "method": method,
@@ -300,13 +351,53 @@ def _config(space: str, method: str, splits: Splits, *, epochs, retrain_epochs, 
         "epochs": base["epochs"] if epochs is None else epochs,
         "retrain_epochs": base["retrain_epochs"] if retrain_epochs is None else retrain_epochs,
         "batch": base["batch"] if batch is None else batch,
-        "common": {"in_channels": splits.in_channels, "classes": splits.classes},
+        "common": _common(space, splits),
         "search_sizes": _sizes(space, splits.name, "search"),
         "retrain_sizes": {**_sizes(space, splits.name, "retrain"), **(retrain_params or {})},
         "space_params": dict(space_params or {}),
         "checkpoint_every": checkpoint_every,
         "settings": {**SETTINGS, **settings},
     }
+
+
+def _declared(space: str) -> list[str] | None:
+    """The parameters ``space`` (a stdlib name or a .nas file) declares, read from its
+    declaration without elaborating it (``None`` when it cannot be read here)."""
+    from nasc import stdlib
+    from nasc.dsl import ast
+    from nasc.dsl.parser import parse_module
+
+    path = stdlib.path_of(space) if "/" not in space and not space.endswith(".nas") else None
+    path = path or Path(space)
+    try:
+        module = parse_module(path.read_text(), file=str(path))
+    except (OSError, NasError):
+        return None  # nasc.load reports it
+    defs = [i for i in module.items if isinstance(i, ast.SpaceDef)]
+    named = [d for d in defs if d.name == space] or defs
+    return [p.name for p in named[0].params] if len(named) == 1 else None
+
+
+def _common(space: str, splits: Splits) -> dict[str, Any]:
+    """The data's class count and input channels, for the spaces that declare them; a space
+    with a fixed input (no ``in_channels``) is checked against the data."""
+    declared = _declared(space)
+    common = {"classes": splits.classes, "in_channels": splits.in_channels}
+    if declared is None:
+        return common
+    out = {k: v for k, v in common.items() if k in declared}
+    if "in_channels" not in declared:
+        from nasc.ir.nodes import Input
+
+        try:
+            fixed = [r.type.channels for r in nasc.load(space, **out).graph.nodes_of(Input)]
+        except NasError:
+            return out  # it needs other parameters: the run's own load checks them
+        if fixed and fixed[0] != splits.in_channels:
+            raise NasError(f"space {space!r} reads {fixed[0]}-channel images and has no "
+                           f"in_channels parameter; the data {splits.name!r} has "
+                           f"{splits.in_channels} channel(s)")
+    return out
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -394,8 +485,9 @@ class _Run:
                                 "rng": rng_state()}
         if self.job is not None:
             snap.update(supernet=self.job.net.state_dict(), w_opt=self.job.w_opt.state_dict(),
-                        a_opt=self.job.a_opt.state_dict(),
                         w_sched=self.job.w_sched.state_dict())
+            if self.job.a_opt is not None:
+                snap["a_opt"] = self.job.a_opt.state_dict()
         elif self.ckpt is not None and "supernet" in self.ckpt:
             snap["supernet"] = self.ckpt["supernet"]
         if self.model is not None:
@@ -440,14 +532,17 @@ class _Run:
     def _search(self) -> None:
         cfg, st, splits = self.cfg, self.st, self.splits
         net = build_supernet(cfg, self.sp)
+        if st.get("shrinks"):  # HR-NAS: a resumed run's supernet was shrunk already
+            net = recipes.replay_shrinks(net, st["shrinks"])
         x_a, y_a = splits.train_a
         per = batches_per_epoch(len(y_a), cfg["batch"])
         epochs = cfg["epochs"]
-        self.job = job = make_job(cfg, net, epochs * per)
+        self.job = job = make_job(cfg, net, epochs * per, tuple(x_a.shape[2:]))
         if self.ckpt is not None:
             net.load_state_dict(self.ckpt["supernet"])
             job.w_opt.load_state_dict(self.ckpt["w_opt"])
-            job.a_opt.load_state_dict(self.ckpt["a_opt"])
+            if job.a_opt is not None:
+                job.a_opt.load_state_dict(self.ckpt["a_opt"])
             job.w_sched.load_state_dict(self.ckpt["w_sched"])
         self._restore_rng()
         every = cfg["checkpoint_every"]
@@ -458,6 +553,10 @@ class _Run:
             tau = temperature(cfg["method"], e, epochs)
             if tau is not None:
                 net.set_temperature(tau)
+            input_tau = job.recipe.temperature(e, epochs)  # DCNAS eq. 5
+            if input_tau is not None:
+                net.set_input_temperature(input_tau)
+            job.arch_step = cfg["method"] != "spos" and job.recipe.arch_active(e)
             b_batches = Cycler(*splits.train_b, cfg["batch"], cfg["seed"], e, stream=1)
             for i, (xa, ya) in epochs_of(x_a, y_a, cfg["batch"], cfg["seed"], e, stream=0,
                                          start=st["batch"]):
@@ -475,6 +574,13 @@ class _Run:
                    "valid_accuracy": accuracy(net, *splits.train_b), "alpha": _alpha_row(net)}
             if tau is not None:
                 row["temperature"] = tau
+            if input_tau is not None:
+                row["input_temperature"] = input_tau
+            if job.recipe.two_path:
+                row["arch_steps"] = job.arch_step  # False in DenseNAS' warm-up
+            if job.recipe.prunes_after(e, epochs):  # HR-NAS progressive shrinking
+                net = self._shrink(job)
+                row["units"] = sum(st["shrinks"][-1].values())
             st["history"].append(row)
             self.writer.row(row)
             st.update(epoch=e + 1, batch=0, losses=[])
@@ -484,19 +590,32 @@ class _Run:
             st["phase"] = "evolve"
             self._evolve()
         else:
-            st["arch"] = self.sp.canonical(net.derive()).to_json()
+            st["arch"] = self.sp.canonical(_derive(net)).to_json()
         self.job = None
         self.ckpt = {"supernet": net.state_dict()}
+
+    def _calibration(self) -> list[torch.Tensor]:
+        """The first trainA batches of a fixed order: BN re-calibration (SPOS, HR-NAS)."""
+        cfg = self.cfg
+        x_a, y_a = self.splits.train_a
+        perm = order(len(y_a), cfg["seed"], -1, stream=3)
+        n = min(cfg["settings"]["calibration_batches"], batches_per_epoch(len(y_a), cfg["batch"]))
+        return [x_a[perm[i * cfg["batch"] : (i + 1) * cfg["batch"]]] for i in range(n)]
+
+    def _shrink(self, job: Job) -> Any:
+        """HR-NAS: remove the units at or below eps, re-calibrate BN, move the optimiser."""
+        new, kept = recipes.shrink_step(job.net, self._calibration())
+        self.st.setdefault("shrinks", []).append(kept)
+        job.w_opt, job.w_sched = recipes.moved_optimizer(job.w_opt, job.w_sched,
+                                                         new.weight_parameters())
+        job.net = new
+        return new
 
     def _evolve(self) -> None:
         """SPOS: evolutionary search over sub-architectures scored with inherited weights."""
         cfg, s = self.cfg, self.cfg["settings"]
         net = self.job.net
-        x_a, y_a = self.splits.train_a
-        perm = order(len(y_a), cfg["seed"], -1, stream=3)
-        calib = [x_a[perm[i * cfg["batch"] : (i + 1) * cfg["batch"]]]
-                 for i in range(min(s["calibration_batches"],
-                                    batches_per_epoch(len(y_a), cfg["batch"])))]
+        calib = self._calibration()
 
         def score(arch) -> float:
             net.fix(arch)
@@ -555,7 +674,8 @@ class _Run:
         fit(self.model, self.splits, epochs=cfg["retrain_epochs"], batch=cfg["batch"],
             seed=cfg["seed"], state=st["retrain"], save=self.save, bar=self.bar,
             every=cfg["checkpoint_every"], label="retrain derived network", clock=self.clock,
-            writer=self.writer)
+            writer=self.writer, main=recipes.main_output(rs),
+            auxiliary_weight=cfg["settings"]["auxiliary_weight"])
 
     def _baseline(self) -> dict[str, Any]:
         """Random search at the method's budget: as many trainA epochs over all its trials as
@@ -577,10 +697,13 @@ class _Run:
         arch = rs.canonical(dict(found["best"]))
         torch.manual_seed(cfg["seed"])
         model = nasc.instantiate(rs, arch)
+        main = recipes.main_output(rs)
         fit(model, self.splits, epochs=cfg["retrain_epochs"], batch=cfg["batch"],
             seed=cfg["seed"], state=_fresh_retrain_state(), save=lambda: None, bar=self.bar,
             every=None, label="retrain random-search baseline", clock=_Clock({}),
-            writer=Writer(None))
+            writer=Writer(None), main=main,
+            auxiliary_weight=cfg["settings"]["auxiliary_weight"])
+        model = recipes.MainOutput(model, main)
         return {"method": "random", "trials": trials, "trial_epochs": trial_epochs,
                 "valid_accuracy": found["score"], "test_accuracy": accuracy(model,
                                                                             *self.splits.test),
@@ -596,6 +719,7 @@ class _Run:
         arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
         hw = tuple(self.splits.test[0].shape[2:])
         history = st["history"]
+        model = recipes.MainOutput(self.model, recipes.main_output(rs))
         report = {
             "space": cfg["space"],
             "method": cfg["method"],
@@ -605,14 +729,24 @@ class _Run:
             "search_epochs": cfg["epochs"],
             "retrain_epochs": cfg["retrain_epochs"],
             "search_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
-            "test_accuracy": accuracy(self.model, *self.splits.test),
+            "test_accuracy": accuracy(model, *self.splits.test),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "flops": cost(rs.resolve(arch).graph, "macs", input_size=hw),
-            "timings": dict(st["timings"]),
+            "timings": {"search_s": 0.0, "retrain_s": 0.0, **st["timings"]},
             "architecture": arch.to_dict(),
         }
         if cfg["method"] in TEMPERATURES:
             report["temperature_schedule"] = list(TEMPERATURES[cfg["method"]])
+        if self.splits.dense:  # segmentation: pixel accuracy and mean IoU on the test split
+            report.update(recipes.segmentation_metrics(
+                recipes.confusion(model, *self.splits.test, self.splits.classes)))
+        if cfg["method"] in recipes.DEFAULTS:
+            rec = recipes.recipe(cfg["method"], cfg["settings"], epochs=cfg["epochs"],
+                                 input_size=hw)
+            report["recipe"] = {k: v for k, v in attrs.asdict(rec).items()
+                                if k not in ("method", "input_size")}
+        if "shrinks" in st:
+            report["shrinks"] = len(st["shrinks"])
         if cfg["method"] == "spos":
             report["evolution_valid_accuracy"] = st.get("evolution_best_score")
         if cfg["method"] in MULTI_TRIAL:
@@ -636,6 +770,15 @@ class _Run:
 
 
 # ---- nasc derive / nasc train ------------------------------------------------------------------
+def _derive(net: Any) -> dict[str, Any]:
+    """The supernet's architecture: HR-NAS' kept unit counts, else its recipe's derivation."""
+    if getattr(net, "method", None) == "hrnas":
+        from nasc.hrnas import derive
+
+        return derive(net)
+    return net.derive()
+
+
 def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
     """Re-derive a run's architecture from its checkpoint (the supernet's architecture
     parameters; SPOS' evolutionary result; the best trial of a multi-trial run) and write
@@ -662,8 +805,10 @@ def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
         if "supernet" not in ckpt:
             raise NasError(f"{run}: the checkpoint holds no supernet")
         net = build_supernet(cfg, sp)
+        if st.get("shrinks"):  # HR-NAS: the checkpoint holds the shrunk supernet
+            net = recipes.replay_shrinks(net, st["shrinks"])
         net.load_state_dict(ckpt["supernet"])
-        arch = sp.canonical(net.derive())
+        arch = sp.canonical(_derive(net))
     rs = retrain_space(cfg)
     arch = rs.canonical(dict(arch))
     if write:
@@ -695,8 +840,7 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
     base = DEFAULTS.get(splits.name, DEFAULTS["digits"])
     epochs = base["retrain_epochs"] if epochs is None else epochs
     batch = base["batch"] if batch is None else batch
-    params = {**arch.params, "in_channels": splits.in_channels, "classes": splits.classes,
-              **(space_params or {})}
+    params = {**arch.params, **_common(arch.space, splits), **(space_params or {})}
     space = nasc.load(arch.space, **params)
     arch = space.canonical(dict(arch))
     writer = Writer(out)
@@ -713,9 +857,12 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
         writer.checkpoint({"model": model.state_dict(), "state": state, "rng": rng_state()})
         state["live"] = live
 
+    main = recipes.main_output(space)
     with _progress(progress) as bar:
         fit(model, splits, epochs=epochs, batch=batch, seed=seed, state=state, save=save,
-            bar=bar, every=None, label=f"train {arch.space}", clock=clock, writer=writer)
+            bar=bar, every=None, label=f"train {arch.space}", clock=clock, writer=writer,
+            main=main)
+    model = recipes.MainOutput(model, main)
     from nasc.ir.cost import cost
 
     report = {
@@ -727,7 +874,7 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
         "parameters": sum(p.numel() for p in model.parameters()),
         "flops": cost(space.resolve(arch).graph, "macs",
                       input_size=tuple(splits.test[0].shape[2:])),
-        "timings": timings,
+        "timings": {"retrain_s": 0.0, **timings},
         "architecture": arch.to_dict(),
     }
     writer.text("architecture.json", arch.to_json(indent=2) + "\n")

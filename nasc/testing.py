@@ -156,7 +156,7 @@ def architectures(draw: Any, space: Space) -> Architecture:
 @st.composite
 def pipelines(draw: Any) -> list[Any]:
     """A valid pass pipeline: alignment and CSE in any order, then relaxation, then optional
-    partial channels, sampling and pruning (each with drawn options)."""
+    partial channels, kernel-size batching and sampling (each with drawn options)."""
     from nasc.ir.passes import registered
 
     front = draw(st.permutations(["insert_alignment", "cse"]))
@@ -172,6 +172,8 @@ def pipelines(draw: Any) -> list[Any]:
     )
     if draw(st.booleans()):
         passes.append(registered("partial_channels", k=draw(st.sampled_from([1, 2]))))
+    if draw(st.booleans()):
+        passes.append(registered("batch_kernels"))
     if draw(st.booleans()):
         passes.append(
             registered(

@@ -40,15 +40,16 @@ __all__ = ["BATCHED_BUILDERS", "DilConvBatch", "KernelBatch", "MBConvBatch", "Se
            "candidate_modules", "copy_weights", "padded_kernel"]
 
 
-def padded_kernel(w: torch.Tensor, k_max: int) -> torch.Tensor:
-    """``w`` (``[..., k, k]``) zero-padded symmetrically to ``[..., k_max, k_max]``."""
-    p = (k_max - w.shape[-1]) // 2
+def padded_kernel(w: torch.Tensor, k_max: int, k: int | None = None) -> torch.Tensor:
+    """``w`` (``[..., k, k]``) zero-padded symmetrically to ``[..., k_max, k_max]``. Give the
+    module's kernel size ``k`` when tracing (fx cannot branch on a traced shape)."""
+    p = (k_max - (w.shape[-1] if k is None else k)) // 2
     return F.pad(w, (p, p, p, p)) if p else w
 
 
 def _depthwise(convs: Sequence[nn.Conv2d], k_max: int) -> torch.Tensor:
     """The K depthwise kernels padded to ``k_max`` and stacked: ``[K * C, 1, k_max, k_max]``."""
-    return torch.cat([padded_kernel(c.weight, k_max) for c in convs])
+    return torch.cat([padded_kernel(c.weight, k_max, c.kernel_size[-1]) for c in convs])
 
 
 def _cat(convs: Sequence[nn.Conv2d]) -> tuple[torch.Tensor, torch.Tensor | None]:

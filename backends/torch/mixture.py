@@ -55,10 +55,10 @@ class _WeightedBNSum(torch.autograd.Function):
         return (dw, None, None, None, *dxs)
 
 
-def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
-                    bns: Sequence[nn.BatchNorm2d], training: bool) -> torch.Tensor:
-    """``sum_k w[k] * bns[k](xs[k])`` for affine-free BNs, updating their running statistics
-    as ``nn.BatchNorm2d`` does."""
+def bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
+                  training: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per input, the mean and ``1 / sqrt(var + eps)`` its affine-free BN normalises with,
+    updating the running statistics in training as ``nn.BatchNorm2d`` does."""
     means, invstds = [], []
     with torch.no_grad():
         for x, bn in zip(xs, bns):
@@ -75,6 +75,14 @@ def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
                 mean, var = bn.running_mean, bn.running_var
             means.append(mean)
             invstds.append(torch.rsqrt(var + bn.eps))
+    return means, invstds
+
+
+def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
+                    bns: Sequence[nn.BatchNorm2d], training: bool) -> torch.Tensor:
+    """``sum_k w[k] * bns[k](xs[k])`` for affine-free BNs, updating their running statistics
+    as ``nn.BatchNorm2d`` does."""
+    means, invstds = bn_statistics(xs, bns, training)
     return _WeightedBNSum.apply(w, training, means, invstds, *xs)
 
 

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from nasc.backends.torch.batched import BATCHED_BUILDERS
 from nasc.backends.torch.hrnas_ops import HRNAS_BUILDERS
 from nasc.backends.torch.library import OpCall
+from nasc.backends.torch.nasnet_ops import NASNET_BUILDERS
 from nasc.ir.cost.stdlib import se_channels
 from torch import nn
 
@@ -606,4 +607,5 @@ BUILDERS: dict[str, Callable[[OpCall], nn.Module]] = {
     # hrnas_ops.nas (HR-NAS searching block: mixconv, transformer, upsample_nearest)
     **HRNAS_BUILDERS,
     **BATCHED_BUILDERS,  # kernel-size batches (ir/passes/batch.py, backends/torch/batched.py)
+    **NASNET_BUILDERS,  # nasnet_ops.nas (backends/torch/nasnet_ops.py)
 }

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import torch
+from nasc.backends.torch.mixture import bn_statistics
 from nasc.backends.triton.layout import KernelError
 from torch import nn
 
@@ -127,7 +128,7 @@ def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
         out = torch_weighted_bn_sum(w, xs, bns, training)
         return out if base is None else base + out
     xs = _promoted(xs)
-    means, invstds = _bn_statistics(xs, bns, training)
+    means, invstds = bn_statistics(xs, bns, training)
     fused = _kernels("mixture").weighted_bn_sum
     if base is not None and base.dtype != xs[0].dtype:  # (autocast) torch's type promotion
         return base + fused(w, xs, means, invstds, training)
@@ -153,7 +154,7 @@ def mixture(w_plain: torch.Tensor, plain: Sequence[torch.Tensor], w_tails: torch
     plain, tails = xs[: len(plain)], xs[len(plain) :]
     if not tails:
         return kern.weighted_sum(w_plain, plain)
-    means, invstds = _bn_statistics(tails, bns, training)
+    means, invstds = bn_statistics(tails, bns, training)
     return kern.weighted_mixture(w_plain, plain, w_tails, tails, means, invstds, training)
 
 
@@ -164,29 +165,6 @@ def _promoted(xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     for x in xs[1:]:
         dtype = torch.promote_types(dtype, x.dtype)
     return [x if x.dtype == dtype else x.to(dtype) for x in xs]
-
-
-def _bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
-                   training: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per input, the mean and ``1 / sqrt(var + eps)`` its BN normalises with, updating the
-    running statistics in training (the same as ``backends/torch/mixture.py``)."""
-    means, invstds = [], []
-    with torch.no_grad():
-        for x, bn in zip(xs, bns):
-            if training:
-                var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
-                if bn.running_mean is not None:
-                    count = x.numel() // x.shape[1]
-                    bn.num_batches_tracked += 1
-                    m = bn.momentum if bn.momentum is not None else 1.0 / float(
-                        bn.num_batches_tracked)
-                    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
-                    bn.running_var.mul_(1 - m).add_(var * (count / max(count - 1, 1)), alpha=m)
-            else:
-                mean, var = bn.running_mean, bn.running_var
-            means.append(mean)
-            invstds.append(torch.rsqrt(var + bn.eps))
-    return means, invstds
 
 
 def partial_merge(mix: torch.Tensor, x: torch.Tensor, split: int, groups: int,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from nasc.ir.cost.batch import batched
 from nasc.ir.cost.hrnas import HRNAS_COSTS
+from nasc.ir.cost.nasnet import NASNET_COSTS
 from nasc.ir.cost.table import BN, Conv, CostTable, Layer, Linear, OpCall, OpCost
 
 
@@ -154,3 +155,4 @@ _LAYERS.update({f"{op}_batch": batched(_LAYERS[op]) for op in ("sep_conv", "dil_
 DEFAULT = CostTable({name: OpCost.from_layers(f) for name, f in _LAYERS.items()}).extended(
     HRNAS_COSTS
 )  # stdlib/hrnas_ops.nas (ir/cost/hrnas.py)
+DEFAULT = DEFAULT.extended(NASNET_COSTS)  # stdlib/nasnet_ops.nas (ir/cost/nasnet.py)

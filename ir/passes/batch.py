@@ -26,6 +26,10 @@ the same candidates. The batched node exists whenever one of its candidates does
 disjunction of their guards, as in CSE). Sampled mixtures (``sampling`` set: SPOS, ProxylessNAS,
 DenseNAS) are left alone: they run one or two candidates per step, and a batch would run all.
 
+Opt-in (``nasc.compile(space, batch_kernels=True)``): on the CPU it measured 1.2-1.3x slower
+per DARTS search step (C=16, 8 cells; ``bench/batch_kernels.py``, bench/RESULTS.md), where the
+depthwise convs are compute-bound and the padded taps are extra work.
+
 :func:`unbatched` gives resolution the single candidate a ``channel_slice`` of a batch stands
 for, so resolving a batched supernet graph under an architecture gives back the original op
 (``nasc.instantiate(space, arch, weights=supernet)`` then takes that candidate's weights out of

@@ -8,7 +8,8 @@ process of a distributed run draws the same paths:
 * ``"binary_gate"`` — ProxylessNAS binary gates: ``paths`` candidates drawn from
   ``softmax(alpha)`` without replacement (1 for the weight step, 2 for the architecture step;
   afterwards :func:`rebalance` keeps the unsampled weights unchanged, DenseNAS eq. 9);
-* ``"multinomial"`` — one candidate drawn from ``softmax(alpha)`` (DenseNAS drop-path training);
+* ``"multinomial"`` — ``paths`` candidates drawn from ``softmax(alpha)`` without replacement:
+  one for DenseNAS weight training (§3.3.3), two for its architecture step (as binary gates);
 * input mixtures: ``paths`` inputs drawn without replacement from ``softmax(beta / tau)`` with
   the temperature annealed by the caller (DCNAS eq. 5–6).
 
@@ -112,8 +113,7 @@ def draw(
         else:
             alpha = weights[rec.label]
             probs = _softmax([alpha[i] for i in live])
-            k = 1 if rec.sampling == "multinomial" else n
-            out[rec.label] = tuple(live[j] for j in _without_replacement(rng, probs, k))
+            out[rec.label] = tuple(live[j] for j in _without_replacement(rng, probs, n))
     for rec in g.nodes_of(InputMixture):
         if not rec.paths or rec.label in out:
             continue

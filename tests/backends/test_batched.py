@@ -102,22 +102,33 @@ def test_a_batch_hands_out_each_candidate_and_refuses_other_kernels():
         batch.candidate({"k": 7})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread (two threads thrash on a loaded 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- a DARTS supernet with and without the pass ----------------------------------------------
 @pytest.fixture(scope="module")
 def twins():
+    """The two supernets with the same weights, in float64 so that the comparison at 1e-5
+    sees the batching and not float32's summation order."""
     torch.manual_seed(0)
     space = nasc.load("darts", C=4, layers=3)
     plain = nasc.compile(space, method="darts")
     batched = nasc.compile(space, method="darts", batch_kernels=True)
     copy_weights(plain, batched)
-    return space, plain, batched
+    return space, plain.double(), batched.double()
 
 
 def test_the_batched_supernet_computes_the_same_outputs_gradients_and_statistics(twins):
     space, plain, batched = twins
     assert any(r.op == "sep_conv_batch" for r in batched.graph.nodes_of(Op))
     torch.manual_seed(1)
-    x, y = torch.randn(2, 3, 8, 8), torch.randint(0, 10, (2,))
+    x, y = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.randint(0, 10, (2,))
     for net in (plain, batched):
         net.train().relax().zero_grad(set_to_none=True)
     la, lb = F.cross_entropy(plain(x), y), F.cross_entropy(batched(x), y)
@@ -149,12 +160,12 @@ def test_inherited_networks_take_the_chosen_candidates_out_of_the_batches(twins)
     for i, lab in enumerate(sorted(k for k in arch if ".op" in k)):
         arch[lab] = kinds[i % 4]
     plain.eval(), batched.eval()
-    a = nasc.instantiate(space, arch, weights=plain).eval()
-    b = nasc.instantiate(space, arch, weights=batched).eval()
+    a = nasc.instantiate(space, arch, weights=plain).eval().double()
+    b = nasc.instantiate(space, arch, weights=batched).eval().double()
     ops = [type(m).__name__ for m in b.modules()]
     assert "SepConv" in ops and "DilConv" in ops
     assert not any(name.endswith("Batch") or name == "ChannelSlice" for name in ops)
-    x = torch.randn(2, 3, 8, 8)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(b(x), a(x), atol=ATOL, rtol=1e-5)
         torch.testing.assert_close(b(x), batched.fix(arch)(x), atol=ATOL, rtol=1e-5)

@@ -3,9 +3,9 @@ every op of a cell but the identities (quark0/darts cnn/model.py), scheduled by 
 
 import pytest
 import torch
+from nasc.backends.torch.ops import DropPath, set_drop_path
 
 import nasc
-from nasc.backends.torch.ops import DropPath, set_drop_path
 
 
 def non_identity_ops(arch, layers):

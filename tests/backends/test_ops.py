@@ -15,7 +15,8 @@ from nasc.backends.torch.library import OpCall, default_library
 from nasc.backends.torch.ops import BUILDERS, InvertedResidual, channel_shuffle
 from nasc.ir import cost as ircost
 from nasc.ir.nodes import Op
-from nasc.ir.passes import partial_channels, relax
+from nasc.ir.passes import cse, insert_alignment, partial_channels, relax
+from nasc.ir.passes.batch import batch_kernels
 from nasc.ir.sym import Sym
 from nasc.ir.types import Layout, TensorType
 from torch import nn
@@ -24,7 +25,8 @@ import nasc
 
 torch.manual_seed(0)
 STDLIB = Path(nasc.__file__).resolve().parent.parent / "stdlib"
-INTERNAL_OPS = {"channel_slice", "partial_merge"}
+INTERNAL_OPS = {"channel_slice", "partial_merge", "sep_conv_batch", "dil_conv_batch",
+                "mbconv_batch"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -69,9 +71,10 @@ def hw(h: int, s: int) -> int:
 # ---- coverage ------------------------------------------------------------------------------
 def test_every_declared_op_has_a_builder():
     declared = set()
-    for f in ("nn.nas", "darts_ops.nas", "nas_bench_201.nas", "mobile_ops.nas", "hrnas_ops.nas"):
+    for f in ("nn.nas", "darts_ops.nas", "nas_bench_201.nas", "mobile_ops.nas", "hrnas_ops.nas",
+              "nasnet_ops.nas"):
         declared |= set(re.findall(r"^op\s+(\w+)\s*\(", (STDLIB / f).read_text(), re.M))
-    assert len(declared) == 29
+    assert len(declared) == 31
     assert set(BUILDERS) == declared | INTERNAL_OPS
     assert set(default_library().names()) == set(BUILDERS)
 
@@ -240,7 +243,8 @@ import hrnas_ops
 space everything(C: int = 8) {
     input x: image(3)
     let s = conv_bn_act(x, C, k=3, act="hswish")
-    let a = drop_path(dropout(sigmoid(hswish(relu6(conv2d(s, 2 * C, k=3, groups=C, stride=2)))), p=0.1), p=0.2)
+    let a = drop_path(dropout(sigmoid(hswish(relu6(conv2d(s, 2 * C, k=3, groups=C,
+                                                          stride=2)))), p=0.1), p=0.2)
     let b = max_pool(avg_pool(a, k=3), stride=2) + none(a, 2 * C, stride=2)
     let c = skip_connect(b, 4 * C, stride=2) + conv_7x1_1x7(b, 4 * C, stride=2)
     let d = dil_conv_5x5(c, 4 * C) + sep_conv_7x7(c, 4 * C) + max_pool_3x3(c, 4 * C)
@@ -257,8 +261,18 @@ space everything(C: int = 8) {
         nasc.load("nas_bench_201", N=1).graph,
         nasc.load("darts", layers=5).graph,
         partial_channels(relax(nasc.load("darts", layers=5).graph), k=4),
+        batch_kernels(cse(relax(nasc.load("darts", layers=2).graph))),  # kernel-size batches
+        batch_kernels(relax(insert_alignment(nasc.load("dcnas", L=1, F=8).graph),
+                            edge_weights="inputs")),
         nasc.load("mobilenet_chain").graph,
         extra,
+        nasc.parse("""import nasnet_ops
+space nasnet_extra() {
+    input x: image(8)
+    output conv_1xk_kx1(x, 8, k=3, stride=2) + dilated_conv(x, 8, stride=2)
+    output o2 = conv_1xk_kx1(x, 12, k=7) + dilated_conv(x, 12)
+}
+""").graph,  # stdlib/nasnet_ops.nas
     ]
     seen = {}
     for g in graphs:

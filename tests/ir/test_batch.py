@@ -12,7 +12,9 @@ from nasc.ir.graph import Graph
 from nasc.ir.nodes import Input, Mixture, Op, Output
 from nasc.ir.passes import PassError, PassManager, batch_kernels, registered
 from nasc.ir.passes.batch import BATCHABLE, kernel_groups, unbatched
+from nasc.ir.printer import print_graph
 from nasc.ir.resolve import resolve_graph
+from nasc.ir.text import parse_graph
 from nasc.ir.types import TensorType
 from nasc.ir.verify import verify
 
@@ -140,6 +142,16 @@ def test_every_architecture_resolves_to_the_same_network_with_or_without_batchin
             src = out[provenance[rec.id]]
             if src.op.endswith("_batch"):
                 assert rec.param("k") in src.param("ks")
+
+
+@settings(max_examples=10, deadline=None)
+@given(batch_cases())
+def test_printing_a_batched_graph_round_trips(case):
+    g = batch_kernels(case[1])
+    text = print_graph(g)
+    back = verify(parse_graph(text))
+    assert print_graph(back) == text
+    assert [r.params for r in back.nodes_of(Op)] == [r.params for r in g.nodes_of(Op)]
 
 
 # ---- hand-built graphs: the conditions one by one --------------------------------------------

@@ -45,7 +45,7 @@ def test_seeded_draws_are_deterministic_and_only_pick_computed_options(
     for r in g.nodes_of(Mixture):
         picked = a[r.label]
         assert all(r.computed[i] for i in picked)
-        assert len(picked) == (1 if how == "multinomial" else min(paths, sum(r.computed)))
+        assert len(picked) == min(paths, sum(r.computed))
     for r in g.nodes_of(InputMixture):
         if inputs:
             assert len(a[r.label]) == min(inputs, r.n)

@@ -4,13 +4,13 @@ after any pass."""
 import attrs
 import pytest
 from hypothesis import given, settings
-
-import nasc
-from nasc.build import method_pipeline
 from nasc.ir.passes import PassManager
 from nasc.ir.printer import print_graph
 from nasc.ir.text import IRSyntaxError, parse_graph
 from nasc.ir.verify import verify
+
+import nasc
+from nasc.build import method_pipeline
 from nasc.testing import pipelines, spaces
 
 

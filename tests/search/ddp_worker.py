@@ -51,6 +51,7 @@ def train(method: str, ctx: distributed.Context, *, emulate: int = 1, seed: int 
     ctx.broadcast_state(net)
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(net.arch_parameters(), lr=0.05, betas=(0.5, 0.999))
+    ctx.sync_on_step(a_opt)  # architecture gradients averaged before each of its steps
     x, y = data()
     loss = shard_loss(ctx, emulate)
     sampling = base != "darts"
@@ -69,7 +70,6 @@ def train(method: str, ctx: distributed.Context, *, emulate: int = 1, seed: int 
                     p.grad = g
             else:
                 loss(net, (x[b], y[b])).backward()
-                ctx.sync_grads(net.arch_parameters())
             a_opt.step()
         if sampling:
             net.sample(seed, step)

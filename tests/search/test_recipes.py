@@ -30,8 +30,7 @@ def _one_thread(one_thread):
 
 def _net(space, method, **params):
     torch.manual_seed(0)
-    return nasc.compile(nasc.load(space, **params), method=method,
-                        **recipes.COMPILE.get(method, {}))
+    return nasc.compile(nasc.load(space, **params), method=method)
 
 
 def _randomise(net, seed=1):
@@ -307,8 +306,7 @@ PROXYLESS_RUN = {k: v for k, v in PROXYLESS.items() if k != "classes"}
 
 
 @pytest.mark.parametrize("space, method, data, params, settings", [
-    # the proxylessnas space reads 3-channel images: the digits as RGB
-    ("proxylessnas", "proxyless", lambda: _tiny_digits(rgb=True), PROXYLESS_RUN, {}),
+    ("proxylessnas", "proxyless", _tiny_digits, PROXYLESS_RUN, {}),
     ("densenas", "densenas", _tiny_digits, DENSENAS_RUN, {"warmup_epochs": 1}),
     ("dcnas", "dcnas", _tiny_scenes, {"L": 2, "F": 8}, {}),
     ("hrnas", "hrnas", _tiny_scenes, HRNAS_RUN, {"prune_every": 1, "cost_weight": 1e-3}),
@@ -327,13 +325,14 @@ def test_each_recipe_searches_derives_and_retrains_its_space(space, method, data
     assert report["method"] == method and 0.0 <= report["test_accuracy"] <= 1.0
     assert report["parameters"] > 0 and report["flops"] > 0
     arch = nasc.Architecture.load(out / "architecture.json")
-    common = {"classes": splits.classes}
-    if space != "proxylessnas":
-        common["in_channels"] = splits.in_channels
+    common = {"classes": splits.classes, "in_channels": splits.in_channels}
     retrain_space = nasc.load(space, **params, **common)
     assert retrain_space.canonical(arch) == arch == result.architecture
     assert nasc.load(str(out / "derived.nas")).count() == 1
     assert main(["check", str(out / "derived.nas")]) == 0
+    saved = (out / "architecture.json").read_text()
+    assert main(["derive", str(out)]) == 0  # re-derived from the checkpoint's supernet
+    assert (out / "architecture.json").read_text() == saved
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     search_rows = [r for r in rows if r["phase"] == "search"]
     assert len(search_rows) == 2
@@ -363,7 +362,7 @@ def test_an_hrnas_run_resumes_across_a_shrink(tmp_path, monkeypatch):
     from nasc.search import search
     from nasc.training import load_checkpoint
 
-    kw = dict(method="hrnas", data=_tiny_scenes(), epochs=3, retrain_epochs=1, batch=8,
+    kw = dict(method="hrnas", data=_tiny_scenes(), epochs=2, retrain_epochs=1, batch=8,
               progress=False, space_params=HRNAS_RUN, retrain_params=HRNAS_RUN, prune_every=1,
               cost_weight=1e-3)
     full = search("hrnas", out=tmp_path / "full", **kw)
@@ -387,7 +386,64 @@ def test_an_hrnas_run_resumes_across_a_shrink(tmp_path, monkeypatch):
     a, b = (json.loads((d / "report.json").read_text()) for d in (tmp_path / "full",
                                                                    tmp_path / "cut"))
     a.pop("timings"), b.pop("timings")
-    assert a == b and a["shrinks"] == 2
+    assert a == b and a["shrinks"] == 1
     ca, cb = (load_checkpoint(d / "checkpoint.pt") for d in (tmp_path / "full",
                                                               tmp_path / "cut"))
     assert all(torch.equal(ca["supernet"][k], cb["supernet"][k]) for k in ca["supernet"])
+
+
+def test_the_command_line_takes_a_latency_table_and_the_recipe_settings(tmp_path, capsys):
+    from pathlib import Path
+
+    from nasc.cli import main
+    from nasc.profile import profile
+    from nasc.search import DEFAULTS
+
+    sizes = DEFAULTS["digits"]["spaces"]["densenas"]["search"]
+    lut = tmp_path / "lut.json"
+    profile(nasc.load("densenas", in_channels=1, classes=10, **sizes), input_size=8, warmup=0,
+            repeats=1).save(lut)
+    tiny = str(Path(__file__).with_name("tinydata.py")) + ":tiny"
+    out = tmp_path / "run"
+    assert main(["search", "densenas", "--method", "densenas", "--data", tiny, "--epochs", "2",
+                 "--retrain-epochs", "1", "--batch", "32", "--cost-table", str(lut),
+                 "--cost-weight", "0.2", "--warmup-epochs", "1", "--out", str(out)]) == 0
+    rec = json.loads((out / "report.json").read_text())["recipe"]
+    assert (rec["cost_kind"], rec["cost_weight"], rec["warmup_epochs"]) == ("latency", 0.2, 1)
+    assert main(["search", "densenas", "--method", "dcnas", "--data", tiny, "--epochs", "1",
+                 "--cost-weight", "0.2"]) == 1
+    assert "does not apply to method 'dcnas'" in capsys.readouterr().err
+
+
+def test_a_space_with_a_fixed_input_is_checked_against_the_data(tmp_path):
+    from nasc.search import _common
+
+    path = tmp_path / "fixed.nas"
+    path.write_text("import nn\n\nspace fixed(classes: int = 10) {\n    input x: image(3)\n"
+                    "    output logits = linear(global_avg_pool(x), classes)\n}\n")
+    rgb = _tiny_digits(rgb=True)
+    assert _common(str(path), rgb) == {"classes": 10}
+    with pytest.raises(NasError, match="reads 3-channel images and has no in_channels"):
+        _common(str(path), _tiny_digits())
+    assert _common("densenas", rgb) == {"classes": 10, "in_channels": 3}
+
+
+def test_nasc_train_retrains_darts_with_its_auxiliary_head_and_drop_path(tmp_path):
+    """DARTS' evaluation network on 32x32 images (its auxiliary head reads 8x8 maps)."""
+    from nasc.data import Splits
+    from nasc.search import train_architecture
+
+    d = _tiny_digits()
+    up = lambda p: (p[0].repeat_interleave(4, 2).repeat_interleave(4, 3), p[1])  # noqa: E731
+    data = Splits(name="digits32", classes=10, in_channels=1, train_a=up(d.train_a),
+                  train_b=up(d.train_b), test=up(d.test))
+    space = nasc.load("darts", C=4, layers=3)
+    arch = space.sample(0)
+    report = train_architecture(arch, data=data, epochs=2, batch=32, progress=False,
+                                out=tmp_path / "t",
+                                space_params={"C": 4, "layers": 3, "auxiliary": True,
+                                              "drop_path": 0.2})
+    assert 0.0 <= report["test_accuracy"] <= 1.0
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert len(rows) == 2 and all(math.isfinite(r["train_loss"]) for r in rows)
