@@ -185,6 +185,7 @@ RECIPE_OPTIONS = ("cost_table", "cost_weight", "cost_target", "cost_base", "warm
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
+    from nasc.distributed import launched_rank
     from nasc.search import search
 
     params = dict(_define(d) for d in args.define or [])
@@ -195,6 +196,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
                     compare_random=args.compare_random, **recipe)
+    if launched_rank() != 0:
+        return 0  # under torchrun, rank 0 reports
     r = result.report
     miou = f" · mean IoU {r['mean_iou']:.4f}" if "mean_iou" in r else ""
     print(f"test accuracy {r['test_accuracy']:.4f}{miou} · {r['parameters']:,} parameters · "

@@ -32,7 +32,7 @@ import attrs
 import torch
 
 import nasc
-from nasc import recipes
+from nasc import distributed, recipes
 from nasc.data import Splits, as_splits, load_data
 from nasc.dsl.diagnostics import NasError
 from nasc.strategies import (
@@ -40,7 +40,6 @@ from nasc.strategies import (
     evolve,
     recalibrate_bn,
     temperature,
-    unrolled_arch_gradient,
 )
 from nasc.training import (
     Cycler,
@@ -159,6 +158,8 @@ class Job:
     recipe: recipes.Recipe | None = None
     table: Any = None  # the recipe's latency table, loaded once
     ref: float | None = None  # ProxylessNAS' reference cost
+    #: the process of a distributed run (``torchrun``); one process: every hook is a no-op
+    dist: distributed.Context = distributed.SINGLE_PROCESS
 
 
 def make_job(cfg: Mapping[str, Any], net: Any, steps: int,
@@ -192,7 +193,10 @@ def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
                yb: torch.Tensor, step: int) -> float:
     """One search step: the architecture on a trainB batch (first or second order), then the
     weights on a trainA batch. The one place a distributed wrapper hooks into."""
-    net, rec = job.net, job.recipe
+    net, rec, ctx = job.net, job.recipe, job.dist
+    (xa, ya), (xb, yb) = ctx.shard(xa, ya), ctx.shard(xb, yb)  # this rank's part
+    if job.a_opt is not None:
+        ctx.sync_on_step(job.a_opt)  # architecture gradients averaged before each step
     if job.arch_step and job.a_opt is not None and rec is not None and rec.two_path:
         # ProxylessNAS / DenseNAS: two sampled paths, the cost term, eq. 9's rebalancing
         recipes.two_path_arch_step(net, job.a_opt, rec, xb, yb, seed=job.seed, step=step,
@@ -203,8 +207,8 @@ def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
         job.a_opt.zero_grad()
         if job.order == 2:
             xi = job.w_opt.param_groups[0]["lr"]
-            grads = unrolled_arch_gradient(net, _supernet_loss, (xa, ya), (xb, yb), xi,
-                                           job.w_opt)
+            grads = ctx.unrolled_arch_gradient(net, _supernet_loss, (xa, ya), (xb, yb), xi,
+                                               job.w_opt)
             for a, g in zip(net.arch_parameters(), grads):
                 a.grad = g
         else:
@@ -216,10 +220,11 @@ def train_step(job: Job, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor,
     loss = loss_fn(net(xa), ya)
     penalty = recipes.weight_penalty(net, rec) if rec is not None else None  # HR-NAS eq. 7
     (loss if penalty is None else loss + penalty).backward()
+    ctx.sync_grads(net.weight_parameters())
     torch.nn.utils.clip_grad_norm_(list(net.weight_parameters()), 5.0)
     job.w_opt.step()
     job.w_sched.step()
-    return loss.item()
+    return ctx.mean(loss.detach())
 
 
 def _alpha_row(net) -> dict[str, list[float]]:
@@ -276,7 +281,8 @@ def _deterministic(on: bool):
 def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed: int,
         state: dict[str, Any], save, bar, every: int | None, label: str, clock: _Clock,
         writer: Writer, lr: float = 0.05, main: int | None = None,
-        auxiliary_weight: float = 0.4) -> None:
+        auxiliary_weight: float = 0.4,
+        dist: distributed.Context = distributed.SINGLE_PROCESS) -> None:
     """Train ``model`` from scratch on trainA+trainB (SGD, Nesterov momentum, cosine rate).
 
     DARTS' evaluation details: drop paths grow to their space's probability over the epochs,
@@ -302,11 +308,13 @@ def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed
         recipes.start_retrain_epoch(model, e, epochs)
         for i, (xb, yb) in epochs_of(x, y, batch, seed, e, stream=2, start=state["batch"]):
             opt.zero_grad()
+            xb, yb = dist.shard(xb, yb)
             loss = recipes.retrain_loss(model(xb), yb, main, auxiliary_weight)
             loss.backward()
+            dist.sync_grads(model.parameters())
             opt.step()
             sched.step()
-            state["losses"].append(loss.item())
+            state["losses"].append(dist.mean(loss.detach()))
             state["batch"] = i + 1
             bar.advance(task)
             if every and state["batch"] % every == 0 and state["batch"] < per:
@@ -439,7 +447,9 @@ def search(
                   seed=seed, batch=batch, space_params=space_params,
                   retrain_params=retrain_params, order=order,
                   checkpoint_every=checkpoint_every, settings=settings)
-    writer = Writer(out, is_main=is_main)
+    # under torchrun (WORLD_SIZE > 1): data-parallel CPU processes (gloo), nasc.distributed
+    ctx = distributed.init("cpu")
+    writer = Writer(out, is_main=is_main and ctx.is_main)
     ckpt: dict[str, Any] | None = None
     if resume:
         if out is None:
@@ -453,15 +463,20 @@ def search(
             raise NasError(f"--resume: the run in {out} was started with other settings "
                            f"({', '.join(diff)}); repeat its command with --resume")
     with _deterministic(deterministic):
-        return _Run(cfg, splits, writer, ckpt, progress).run()
+        try:
+            return _Run(cfg, splits, writer, ckpt, progress and ctx.is_main, ctx).run()
+        finally:
+            ctx.teardown()
 
 
 class _Run:
     """One search run's phases: search (or trials), evolve (SPOS), retrain, report."""
 
     def __init__(self, cfg: dict[str, Any], splits: Splits, writer: Writer,
-                 ckpt: dict[str, Any] | None, progress: bool) -> None:
+                 ckpt: dict[str, Any] | None, progress: bool,
+                 dist: distributed.Context | None = None) -> None:
         self.cfg, self.splits, self.writer, self.progress = cfg, splits, writer, progress
+        self.dist = dist or distributed.SINGLE_PROCESS
         self.ckpt = ckpt
         self.st: dict[str, Any] = ckpt["state"] if ckpt else {
             "phase": "search", "epoch": 0, "batch": 0, "step": 0, "losses": [],
@@ -479,6 +494,14 @@ class _Run:
             set_rng_state(self.ckpt.pop("rng"))
 
     def save(self) -> None:
+        """Checkpoint: every rank averages its BN statistics, rank 0 writes, all wait."""
+        for module in (self.job.net if self.job else None, self.model):
+            if module is not None:
+                self.dist.sync_buffers(module)
+        self._write_checkpoint()
+        self.dist.barrier()
+
+    def _write_checkpoint(self) -> None:
         if not self.writer.active:
             return
         snap: dict[str, Any] = {"version": 1, "config": self.cfg, "state": self.st,
@@ -538,6 +561,8 @@ class _Run:
         per = batches_per_epoch(len(y_a), cfg["batch"])
         epochs = cfg["epochs"]
         self.job = job = make_job(cfg, net, epochs * per, tuple(x_a.shape[2:]))
+        job.dist = self.dist
+        self.dist.broadcast_state(net)
         if self.ckpt is not None:
             net.load_state_dict(self.ckpt["supernet"])
             job.w_opt.load_state_dict(self.ckpt["w_opt"])
@@ -569,6 +594,7 @@ class _Run:
                     self.save()
             if job.sampling:
                 net.relax()
+            self.dist.sync_buffers(net)
             row = {"phase": "search", "epoch": e,
                    "train_loss": sum(st["losses"]) / max(len(st["losses"]), 1),
                    "valid_accuracy": accuracy(net, *splits.train_b), "alpha": _alpha_row(net)}
@@ -591,6 +617,10 @@ class _Run:
             self._evolve()
         else:
             st["arch"] = self.sp.canonical(_derive(net)).to_json()
+        # every rank derived the same architecture from the same parameters, or fail loudly
+        self.dist.assert_same(architecture=st["arch"],
+                              arch_parameters=list(net.arch_parameters()),
+                              weights=list(net.weight_parameters()))
         self.job = None
         self.ckpt = {"supernet": net.state_dict()}
 
@@ -661,6 +691,7 @@ class _Run:
                            progress=lambda: self.bar.advance(task))
         self.st["arch"] = found["best"].to_json()
         self.st["trial_results"] = found["trials"]
+        self.dist.assert_same(architecture=self.st["arch"])
 
     def _retrain(self) -> None:
         cfg, st = self.cfg, self.st
@@ -668,6 +699,7 @@ class _Run:
         arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
         torch.manual_seed(cfg["seed"])
         self.model = nasc.instantiate(rs, arch)
+        self.dist.broadcast_state(self.model)
         if self.ckpt is not None and "model" in self.ckpt:
             self.model.load_state_dict(self.ckpt["model"])
         self._restore_rng()
@@ -675,7 +707,7 @@ class _Run:
             seed=cfg["seed"], state=st["retrain"], save=self.save, bar=self.bar,
             every=cfg["checkpoint_every"], label="retrain derived network", clock=self.clock,
             writer=self.writer, main=recipes.main_output(rs),
-            auxiliary_weight=cfg["settings"]["auxiliary_weight"])
+            auxiliary_weight=cfg["settings"]["auxiliary_weight"], dist=self.dist)
 
     def _baseline(self) -> dict[str, Any]:
         """Random search at the method's budget: as many trainA epochs over all its trials as

@@ -366,18 +366,25 @@ def _build_ops(g: Graph, library: OpLibrary, *, affine: bool, search: bool,
                       out_type=rec.type, affine=affine, search=search)
         with torch.device("meta"):
             module = library.build(call)
-        if _resettable(module):
-            for m in module.modules():
-                if _has_state(m):
-                    _materialize(m, device, channels_last)
-                    m.reset_parameters()
-        else:
-            with torch.device(device):
-                module = library.build(call)
-            if channels_last:
-                module.to(memory_format=torch.channels_last)
+        if device.type != "meta":  # (on the meta device the structure is all there is)
+            module = _materialized(module, call, library, device, channels_last)
         ops[str(rec.id)] = module
     return ops
+
+
+def _materialized(module: nn.Module, call: OpCall, library: OpLibrary, device: torch.device,
+                  channels_last: bool) -> nn.Module:
+    """``module`` (built on the meta device) with storage on ``device`` and PyTorch's default
+    initialisation; rebuilt on ``device`` when ``reset_parameters`` would not restore it."""
+    if not _resettable(module):
+        with torch.device(device):
+            module = library.build(call)
+        return module.to(memory_format=torch.channels_last) if channels_last else module
+    for m in module.modules():
+        if _has_state(m):
+            _materialize(m, device, channels_last)
+            m.reset_parameters()
+    return module
 
 
 def _materialize(m: nn.Module, device: torch.device, channels_last: bool) -> None:
