@@ -42,7 +42,8 @@ from nasc.ir.nodes import Op
 from nasc.ir.passes.importance import EPS, derive_units, unit_deltas, unit_ops
 from nasc.ir.passes.shrink import shrink as shrink_graph
 
-__all__ = ["derive", "importance_factors", "instantiate", "resource_penalty", "shrink"]
+__all__ = ["derive", "importance_factors", "instantiate", "rebuilt", "resource_penalty",
+           "shrink"]
 
 
 def _eps(net: Any, eps: float | None) -> float:
@@ -137,21 +138,22 @@ def _kept_states(net: Any, g: Graph, eps: float) -> dict[int, dict[str, torch.Te
 def shrink(net: Any, *, eps: float | None = None) -> Any:
     """One progressive-shrinking step (HR-NAS §3.3): a new supernet without the units whose
     factor is at most ``eps``, inheriting the kept weights; it computes what ``net`` computes."""
+    eps = _eps(net, eps)
+    g = shrink_graph(net.graph, kept=_kept(net, eps))
+    new = rebuilt(net, g)
+    for nid, state in _kept_states(net, g, eps).items():
+        new.ops[str(nid)].load_state_dict(state)
+    return new
+
+
+def rebuilt(net: Any, g: Graph) -> Any:
+    """A fresh supernet of the shrunk graph ``g`` with ``net``'s settings (weights freshly
+    initialised): what a shrinking step or a resumed run builds before loading weights."""
     from nasc.backends.torch.library import default_library
     from nasc.backends.torch.supernet import Supernet
 
-    eps = _eps(net, eps)
-    g = shrink_graph(net.graph, kept=_kept(net, eps))
-    new = Supernet(
-        g,
-        getattr(net, "library", None) or default_library(),
-        affine=net.affine,
-        search=net.search,
-        name=net.space_name,
-        channels_last=net.channels_last,
-    )
-    for nid, state in _kept_states(net, g, eps).items():
-        new.ops[str(nid)].load_state_dict(state)
+    new = Supernet(g, getattr(net, "library", None) or default_library(), affine=net.affine,
+                   search=net.search, name=net.space_name, channels_last=net.channels_last)
     for attr in ("method", "space"):
         if hasattr(net, attr):
             setattr(new, attr, getattr(net, attr))

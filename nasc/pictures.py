@@ -20,11 +20,12 @@ def have_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure: int = 48
-                        ) -> bool:
+def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure: int = 48,
+                        options: dict[str, list[str]] | None = None) -> bool:
     """One panel per label (the first ``per_figure`` labels): each option's softmax weight per
-    epoch, on the panel's own scale. Returns False when matplotlib is missing or there is
-    nothing to draw."""
+    epoch, on the panel's own scale, named by ``options`` (label -> option names; a relaxed
+    mixture's extra last option is its zero candidate, ``none``). Returns False when matplotlib
+    is missing or there is nothing to draw."""
     rows = [r for r in history if r.get("alpha")]
     if not rows or not have_matplotlib():
         return False
@@ -40,9 +41,11 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
     epochs = [r["epoch"] for r in rows]
     for ax, lab in zip(axes.flat, labels):
         series = list(zip(*[r["alpha"][lab] for r in rows]))
-        for k, ys in enumerate(series):
-            ax.plot(epochs, ys, marker="o", markersize=2, label=str(k))
+        names = _names((options or {}).get(lab), len(series))
+        for name, ys in zip(names, series):
+            ax.plot(epochs, ys, marker="o", markersize=2, label=name)
         ax.set_title(lab, fontsize=8)
+        ax.legend(fontsize=5, ncol=2, loc="best", frameon=False)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
@@ -52,6 +55,14 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _names(given: list[str] | None, n: int) -> list[str]:
+    if given is not None and len(given) == n:
+        return list(given)
+    if given is not None and len(given) == n - 1:
+        return [*given, "none"]
+    return [str(k) for k in range(n)]
 
 
 def architecture_png(graph: Any, dot_path: Path, path: Path) -> str | None:
@@ -107,8 +118,8 @@ def architecture_png(graph: Any, dot_path: Path, path: Path) -> str | None:
     return "matplotlib"
 
 
-def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title: str
-                   ) -> list[str]:
+def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title: str,
+                   options: dict[str, list[str]] | None = None) -> list[str]:
     """Write ``derived.dot`` (always), ``derived.png`` and ``alpha.png``; the notes to print."""
     notes: list[str] = []
     if not writer.active:
@@ -116,7 +127,7 @@ def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title
     writer.text("derived.dot", to_dot(graph, title))
     if not have_matplotlib():
         notes.append("matplotlib is not installed: no PNG pictures (pip install 'nasc[plot]')")
-    elif not alpha_evolution_png(history, writer.path("alpha.png")):
+    elif not alpha_evolution_png(history, writer.path("alpha.png"), options=options):
         notes.append("no architecture parameters were trained: no alpha.png")
     if architecture_png(graph, writer.path("derived.dot"), writer.path("derived.png")) is None:
         notes.append("neither Graphviz nor matplotlib is installed: no derived.png")

@@ -309,24 +309,13 @@ def shrink_step(net: Any, calibration: Sequence[torch.Tensor]) -> tuple[Any, dic
 def replay_shrinks(net: Any, history: Sequence[Mapping[str, int]]) -> Any:
     """The supernet ``net`` becomes after the shrinks of ``history`` (kept counts per label,
     as :func:`shrink_step` returned them), without weights: a resumed run loads them."""
-    from nasc.backends.torch.library import default_library
-    from nasc.backends.torch.supernet import Supernet
-    from nasc.ir.passes.importance import unit_ops
+    from nasc.hrnas import rebuilt
     from nasc.ir.passes.shrink import shrink as shrink_graph
 
     for kept in history:
         g = shrink_graph(net.graph, kept={lab: n for lab, n in kept.items()
                                           if lab not in getattr(net, "hrnas_removed", ())})
-        new = Supernet(g, getattr(net, "library", None) or default_library(),
-                       affine=net.affine, search=net.search, name=net.space_name,
-                       channels_last=net.channels_last)
-        for attr in ("method", "space"):
-            if hasattr(net, attr):
-                setattr(new, attr, getattr(net, attr))
-        left = {lab for r in unit_ops(g) for _, lab in dict(r.params)["units"]}
-        gone = {lab for r in unit_ops(net.graph) for _, lab in dict(r.params)["units"]} - left
-        new.hrnas_removed = frozenset(getattr(net, "hrnas_removed", frozenset()) | gone)
-        net = new.train(net.training)
+        net = rebuilt(net, g)
     return net
 
 

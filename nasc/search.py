@@ -794,8 +794,10 @@ class _Run:
         resolved = rs.resolve(arch)
         self.writer.text("architecture.json", arch.to_json(indent=2) + "\n")
         self.writer.text("derived.nas", resolved.to_nas())
+        options = {lab: [f"input {o}" if spec.kind == "input" else str(o) for o in spec.options]
+                   for lab, spec in search_space(cfg).specs.items()}
         notes = write_pictures(self.writer, st["history"], resolved.graph,
-                               f"{cfg['space']} derived")
+                               f"{cfg['space']} derived", options=options)
         if notes:
             st["report"]["notes"] = notes
         self.writer.text("report.json", json.dumps(st["report"], indent=2) + "\n")

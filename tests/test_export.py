@@ -58,7 +58,9 @@ _RUNNER = textwrap.dedent("""
         net.eval()
         with torch.no_grad():
             out = net(*data["inputs"])
-        assert torch.equal(out, data["output"]), (name, (out - data["output"]).abs().max())
+        # another process may reduce in another order (threads): equal to float rounding; the
+        # exporter itself checks bit-identical outputs within one process
+        torch.testing.assert_close(out, data["output"], rtol=1e-5, atol=1e-6, msg=name)
         print(name, sum(p.numel() for p in net.parameters()))
 """)
 
@@ -66,7 +68,7 @@ _RUNNER = textwrap.dedent("""
 def _run_standalone(tmp_path: Path, files: dict[str, tuple[str, nn.Module, tuple]],
                     class_name: str = "Network") -> None:
     """Write each (text, net, inputs) as NAME.py + NAME.pt and check them in a fresh
-    interpreter: strict state-dict loading and bit-identical eval outputs."""
+    interpreter: strict state-dict loading and the same eval outputs."""
     want = []
     for name, (text, net, inputs) in files.items():
         assert _imports(text) <= _ALLOWED_IMPORTS, _imports(text)
