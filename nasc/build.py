@@ -86,8 +86,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # DARTS (Liu et al., 2019): softmax mixtures with a zero op, affine-free BN in the cells.
     "darts": {"weighting": "softmax", "zero": True, "edge_weights": None},
     # PC-DARTS (Xu et al., 2020): partial channels 1/4 with shuffle, edge normalisation beta.
+    # Its candidates see 1/4 of the channels, so what they keep for backward is already small:
+    # the BN-tail fusion (which trades recomputation for memory) is off, for speed.
     "pc-darts": {"weighting": "softmax", "zero": True, "edge_weights": "inputs",
-                 "partial_channels": 4},
+                 "partial_channels": 4, "fuse_bn_tail": False},
     # GDAS (Dong & Yang, 2019): hard Gumbel-softmax, straight-through.
     "gdas": {"weighting": "gumbel", "hard": True, "tau": 10.0, "zero": True,
              "edge_weights": None},
@@ -116,7 +118,8 @@ METHODS: dict[str, dict[str, Any]] = {
 
 _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
             "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine",
-            "channels_last", "device", "importance", "eps", "batch_kernels"}
+            "channels_last", "device", "importance", "eps", "batch_kernels", "derive",
+            "fuse_bn_tail"}
 
 
 def _config(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +176,10 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     ``channels_last`` (NHWC memory layout for the candidates, default True), ``device``
     (where the weights are allocated and initialised, default the CPU: on a GPU a large
     supernet initialises in a fraction of the CPU's time), ``derive`` (how ``net.derive()``
-    decodes: auto|viterbi|bfs, see :func:`nasc.ir.derive.derive`).
+    decodes: auto|viterbi|bfs, see :func:`nasc.ir.derive.derive`), ``fuse_bn_tail`` (one
+    autograd function for a mixture's affine-free BN tails and its weighted sum, recomputing
+    the BN outputs in backward: less memory, a little more time; default True, False for
+    pc-darts).
     ``importance`` and ``eps`` (HR-NAS: relax search units with importance factors, masked at
     ``|factor| <= eps``; see :mod:`nasc.hrnas` for the penalty, derivation and shrinking).
     ``batch_kernels=True`` runs the candidates of a mixture that read one tensor and differ
@@ -199,7 +205,8 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
         torch.manual_seed(cfg["seed"])
     net = Supernet(g, library or default_library(), affine=cfg.get("affine", not darts_family),
                    search=darts_family, name=space.name,
-                   channels_last=cfg.get("channels_last", True), device=cfg.get("device"))
+                   channels_last=cfg.get("channels_last", True), device=cfg.get("device"),
+                   fuse_bn_tail=cfg.get("fuse_bn_tail", True))
     net.method = method
     net.derivation = cfg.get("derive", "auto")
     net.space = space
