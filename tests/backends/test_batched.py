@@ -102,13 +102,7 @@ def test_a_batch_hands_out_each_candidate_and_refuses_other_kernels():
         batch.candidate({"k": 7})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (two threads thrash on a loaded 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 # ---- a DARTS supernet with and without the pass ----------------------------------------------

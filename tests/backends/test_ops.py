@@ -29,14 +29,7 @@ INTERNAL_OPS = {"channel_slice", "partial_merge", "sep_conv_batch", "dil_conv_ba
                 "mbconv_batch"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: intra-op threads only cost synchronisation (on a busy
-    two-core machine, tens of milliseconds per layer)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def n_params(m: nn.Module) -> int:

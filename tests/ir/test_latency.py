@@ -39,12 +39,7 @@ space s(w: int = 8) {
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def synthetic(space, input_size=(32, 32), seed=0) -> LatencyTable:

@@ -37,14 +37,7 @@ space block(r: int = 2, tokens: int = 3) {
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny modules: one intra-op thread (two threads on a shared 2-core machine spin against
-    the other processes: a forward + backward took 20 s instead of 0.7 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")

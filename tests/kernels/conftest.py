@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ["TRITON_INTERPRET"] = "1"
 sys.path.insert(0, str(Path(__file__).parent))
@@ -19,12 +18,9 @@ except ImportError:  # (triton is a Linux-only dependency)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
+def _one_thread(one_thread_module):
     """One torch thread: tiny tensors on a shared 2-core machine are slowest with more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

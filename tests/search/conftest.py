@@ -1,5 +1,5 @@
-"""Fixtures of the search tests: ``one_thread`` (results are bit-identical only with a fixed
-thread count, and CI's two cores are shared by parallel jobs) and ``same_run`` (two run
+"""Fixtures of the search tests (``one_thread`` is in tests/conftest.py: results are
+bit-identical only with a fixed thread count) and ``same_run`` (two run
 directories hold the same result)."""
 
 import json
@@ -9,14 +9,6 @@ import pytest
 import torch
 
 from nasc.training import load_checkpoint
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _same_run(a: Path, b: Path) -> None:

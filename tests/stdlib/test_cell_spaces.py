@@ -25,13 +25,7 @@ NASNET_OPS = ("nasnet_identity", "conv_1x3_3x1", "conv_1x7_7x1", "dilated_conv_3
 ENAS_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "skip_connect")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's two cores are shared with other processes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def cell_count(ops: int, blocks: int) -> int:

@@ -34,14 +34,7 @@ SMALL = dict(widths=SMALL_WIDTHS, strides=[32 // f for f in SMALL_FM], stages=SM
              layers=SMALL_LAYERS, classes=5, stem=4, last=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Hundreds of tiny candidate modules: one intra-op thread is several times faster than
-    two threads contending with other processes for two cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def reference_successors(fm_sizes, stage, m):

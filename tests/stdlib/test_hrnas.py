@@ -22,14 +22,7 @@ TINY = dict(stem=[4, 4], widths=[[4], [4, 8], [4, 8, 8], [4, 8, 8, 8], [4, 8, 8,
             last=16, r=1, tokens=3, s=2, d=4, classes=5)  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny modules: one intra-op thread (two threads on a shared 2-core machine spin against
-    the other processes: a forward + backward took 20 s instead of 0.7 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _torch_params(op: str, c_in: int, c_out: int, stride: int, **params) -> int:
