@@ -411,7 +411,7 @@ def parse_graph(text: str) -> Graph:
             ln.error(f"not a valid {cls.__name__}: {e}")
         g.nx.add_node(nid, rec=rec)
         for slot, src in enumerate(ins):
-            g.nx.add_edge(src, nid, slot=slot)
+            g.nx.add_edge(src, nid, slot, slot=slot)
         g._next = max(g._next, nid + 1)
     return g
 

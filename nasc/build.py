@@ -9,9 +9,11 @@ False
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import fx
 
 from nasc.architecture import Architecture
@@ -30,8 +32,10 @@ def instantiate(
     *,
     library: OpLibrary | None = None,
     alignment: str = "dcnas",
+    device: torch.device | str | None = None,
 ) -> fx.GraphModule:
-    """The discrete network of ``arch`` (or of a choice-free ``space``) as an fx GraphModule.
+    """The discrete network of ``arch`` (or of a choice-free ``space``) as an fx GraphModule,
+    built and initialised on ``device`` (default: PyTorch's default device).
 
     Align nodes are lowered with their policy (``alignment`` when they name none). With
     ``weights=supernet`` the network is the supernet's own graph resolved under ``arch``, built
@@ -39,7 +43,8 @@ def instantiate(
     exactly what ``supernet.fix(arch)`` computes.
     """
     if weights is not None:
-        return _inherit(space, arch, weights, library)
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return _inherit(space, arch, weights, library)
     if arch is None:
         if space.specs:
             raise NasError(f"space {space.name!r} has choices; give an architecture")
@@ -47,7 +52,8 @@ def instantiate(
     else:
         resolved = space.resolve(arch)
     g = elide_drop_path(insert_alignment(resolved.graph, policy=alignment))
-    return lower(g, library=library, name=space.name)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        return lower(g, library=library, name=space.name)
 
 
 def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx.GraphModule:

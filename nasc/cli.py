@@ -195,7 +195,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
-                    compare_random=args.compare_random, **recipe)
+                    compare_random=args.compare_random, device=args.device, **recipe)
     if launched_rank() != 0:
         return 0  # under torchrun, rank 0 reports
     r = result.report
@@ -227,11 +227,15 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from nasc.distributed import launched_rank
     from nasc.search import train_architecture
 
     params = dict(_define(d) for d in args.define or [])
     r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
-                           out=args.out, batch=args.batch, space_params=params)
+                           out=args.out, batch=args.batch, space_params=params,
+                           device=args.device)
+    if launched_rank() != 0:
+        return 0  # under torchrun, rank 0 reports
     print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
           f"{r['flops']:,} MACs · {r['epochs']} epochs in "
           f"{r['timings'].get('retrain_s', 0.0):.0f} s")
@@ -333,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also checkpoint every STEPS steps (always every epoch)")
     sr.add_argument("--compare-random", action="store_true",
                     help="also run random search at the same budget and report both")
+    sr.add_argument("--device", default="cpu", metavar="DEVICE",
+                    help="cpu (default), cuda, cuda:N or auto; under torchrun each process "
+                    "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
     rg = sr.add_argument_group("recipes", "each paper's settings (default: the method's)")
     rg.add_argument("--cost-table", metavar="LUT",
                     help="proxyless, densenas: a latency table (nasc profile -o LUT) for the "
@@ -368,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", metavar="DIR", help="directory for report.json and metrics")
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
+    tr.add_argument("--device", default="cpu", metavar="DEVICE",
+                    help="cpu (default), cuda, cuda:N or auto; under torchrun each process "
+                    "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
     tr.set_defaults(fn=cmd_train)
     ex = sub.add_parser(
         "export", help="write a discrete network as PyTorch, ONNX or resolved .nas",

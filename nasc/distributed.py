@@ -44,6 +44,7 @@ rank naming the ranks that disagree: every rank derives the same architecture.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -100,10 +101,15 @@ def backend_for(device: torch.device) -> str:
 
 def device_for(device: str | torch.device | None, local_rank: int) -> torch.device:
     """The device of the process with ``local_rank``: ``cuda:LOCAL_RANK`` when ``device`` is
-    ``"cuda"`` (or ``None`` and a GPU is present), else the CPU."""
-    if device is None:
+    ``"cuda"`` (or ``None``/``"auto"`` and a GPU is present), else the CPU or the device named
+    (``"cuda:N"`` as it is)."""
+    if device is None or device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise DistributedError(
+            f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
@@ -168,8 +174,10 @@ class Context:
 
     def place(self, splits: Any) -> Any:
         """``splits`` (an attrs record such as :class:`nasc.data.Splits`) with its tensor pairs
-        on this rank's device (the same object on the CPU)."""
-        if self.device.type == "cpu":
+        on this rank's device (the same object when they are there already)."""
+        pairs = [getattr(splits, f.name) for f in attrs.fields(type(splits)) if f.init]
+        if all(t.device == self.device for v in pairs if isinstance(v, tuple)
+               for t in v if isinstance(t, torch.Tensor)):
             return splits
 
         def move(v: Any) -> Any:
@@ -209,6 +217,18 @@ class Context:
 
         optimizer.register_step_pre_hook(hook)
         optimizer._nasc_synced = True
+
+    def spread(self, fn: Callable[[int], float], n: int) -> list[float]:
+        """``[fn(0), ..., fn(n - 1)]`` on every rank, each ``fn(i)`` computed once, by rank
+        ``i % world`` (independent evaluations: multi-trial candidates, SPOS' sub-architecture
+        scores). Exact: each number is summed with zeros only."""
+        if not self.distributed:
+            return [float(fn(i)) for i in range(n)]
+        out = torch.zeros(n, dtype=torch.float64, device=self.device)
+        for i in range(self.rank, n, self.world):
+            out[i] = float(fn(i))
+        dist.all_reduce(out)
+        return out.tolist()
 
     def mean(self, value: float | torch.Tensor) -> float:
         """The mean of a number over all ranks (a step's loss on each rank's shard)."""
@@ -405,14 +425,17 @@ SINGLE_PROCESS = Context()
 
 
 def init(device: str | torch.device | None = None, *, backend: str | None = None,
-         timeout_s: float = 1800.0, bucket_mb: float = 25.0) -> Context:
+         timeout_s: float = 1800.0, bucket_mb: float = 25.0, keep: bool = False) -> Context:
     """The context of this process, from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``,
     ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); a single-process context outside it.
 
     The device is ``cuda:LOCAL_RANK`` when a GPU is present (or ``device`` says so), the CPU
     otherwise; the backend NCCL on GPUs, gloo on the CPU (``backend`` overrides). A process
     group that already exists (the caller's own) is used as it is and left alone by
-    :meth:`Context.teardown`.
+    :meth:`Context.teardown`. With ``keep`` a group made here lasts until the process exits
+    (teardown leaves it): what ``nasc.search`` and ``nasc train`` use, so that one process can
+    run several of them (``torchrun``'s rendezvous cannot make a second group in a process
+    that ended its first).
     """
     world = world_size()
     if world <= 1:
@@ -435,7 +458,9 @@ def init(device: str | torch.device | None = None, *, backend: str | None = None
         if dev.type == "cuda":
             kwargs["device_id"] = dev
         dist.init_process_group(**kwargs)
-        owns = True
+        owns = not keep
+        if keep:
+            atexit.register(_leave)
     elif (dist.get_world_size(), dist.get_rank()) != (world, rank):
         raise DistributedError(
             f"the existing process group has rank {dist.get_rank()} of "
@@ -444,6 +469,11 @@ def init(device: str | torch.device | None = None, *, backend: str | None = None
         backend = dist.get_backend()
     return Context(rank=rank, world=world, local_rank=local, device=dev, backend=backend,
                    owns_group=owns, bucket_mb=bucket_mb)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -65,12 +65,21 @@ def _factors_of(module: nn.Module, rec: Op) -> dict[str, torch.Tensor]:
         if isinstance(module, MixConv):
             k = dict((name, k) for k, name in KERNELS)[p]
             bns = dict(zip(module.kernels, module.depthwise_bns()))
-            out[lab] = bns[k].weight if k in bns else torch.zeros(0)
+            out[lab] = bns[k].weight if k in bns else _none(module)
         elif isinstance(module, LightweightTransformer):
             out[lab] = module.input_norm.weight
         else:  # a transformer with no token left
-            out[lab] = torch.zeros(0)
+            out[lab] = _none(module)
     return out
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+def _none(module: nn.Module) -> torch.Tensor:
+    """No factors, on ``module``'s device."""
+    return torch.zeros(0, device=_device(module))
 
 
 def importance_factors(net: Any) -> dict[str, torch.Tensor]:
@@ -106,7 +115,7 @@ def resource_penalty(
         scale = units / sum(deltas[lab] * f.numel() for lab, f in factors.items())
     terms = [deltas[lab] * scale * f.abs().sum() for lab, f in factors.items() if f.numel()]
     if not terms:
-        return torch.zeros(())
+        return torch.zeros((), device=_device(net))
     return torch.stack(terms).sum()
 
 
@@ -153,7 +162,8 @@ def rebuilt(net: Any, g: Graph) -> Any:
     from nasc.backends.torch.supernet import Supernet
 
     new = Supernet(g, getattr(net, "library", None) or default_library(), affine=net.affine,
-                   search=net.search, name=net.space_name, channels_last=net.channels_last)
+                   search=net.search, name=net.space_name, channels_last=net.channels_last,
+                   device=_device(net))
     for attr in ("method", "space"):
         if hasattr(net, attr):
             setattr(new, attr, getattr(net, attr))

@@ -22,6 +22,7 @@ import torch
 import nasc
 from nasc.architecture import Architecture
 from nasc.data import Splits
+from nasc.distributed import SINGLE_PROCESS, Context
 from nasc.strategies import mutate
 from nasc.training import accuracy, batches_per_epoch, epochs_of, loss_fn
 
@@ -29,12 +30,13 @@ METHODS = ("random", "evolution")
 
 
 def train_briefly(space: Any, arch: Architecture, splits: Splits, *, epochs: int, batch: int,
-                  seed: int, lr: float = 0.05, progress: Callable[[], None] | None = None
+                  seed: int, lr: float = 0.05, progress: Callable[[int], None] | None = None
                   ) -> float:
-    """Train ``arch`` from scratch on trainA for ``epochs``; its accuracy on trainB."""
-    torch.manual_seed(seed)
-    model = nasc.instantiate(space, arch)
+    """Train ``arch`` from scratch on trainA for ``epochs`` (on the data's device); its
+    accuracy on trainB."""
     x, y = splits.train_a
+    torch.manual_seed(seed)
+    model = nasc.instantiate(space, arch, device=x.device)
     steps = max(epochs * batches_per_epoch(len(y), batch), 1)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4,
                           nesterov=True)
@@ -47,7 +49,7 @@ def train_briefly(space: Any, arch: Architecture, splits: Splits, *, epochs: int
             opt.step()
             sched.step()
             if progress is not None:
-                progress()
+                progress(1)
     return accuracy(model, *splits.train_b)
 
 
@@ -55,31 +57,42 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
                batch: int, seed: int, population: int = 4, sample: int = 2,
                state: dict[str, Any] | None = None,
                on_trial: Callable[[dict[str, Any]], None] | None = None,
-               progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run ``trials`` trials of ``method``; ``state`` (passed to ``on_trial`` after each trial)
-    resumes. Returns the best architecture, its score and every trial."""
+               progress: Callable[[int], None] | None = None,
+               dist: Context = SINGLE_PROCESS) -> dict[str, Any]:
+    """Run ``trials`` trials of ``method``; ``state`` (passed to ``on_trial`` after each round)
+    resumes. Returns the best architecture, its score and every trial.
+
+    Trials run in rounds of one per process (``dist``: the ranks of a ``torchrun`` launch):
+    every rank draws the same candidates, trains its own and receives the others' scores. One
+    process gives rounds of one: the sequential algorithms. With ``W`` processes, evolution
+    breeds the ``W`` children of a round from the same population (the batched form of ageing
+    evolution), so its result depends on ``W``; random search's does not.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown multi-trial method {method!r}; {', '.join(METHODS)}")
     rng = random.Random(seed)
     if state is None:
         state = {"trials": [], "population": [], "rng": rng.getstate()}
     rng.setstate(state["rng"])
+    steps = max(epochs * batches_per_epoch(len(splits.train_a[1]), batch), 1)
     while len(state["trials"]) < trials:
-        i = len(state["trials"])
-        if method == "random" or len(state["trials"]) < population:
-            arch = space.sample(rng)
-        else:
-            pool = [state["trials"][j] for j in rng.sample(state["population"],
-                                                           min(sample, len(state["population"])))]
-            parent = max(pool, key=lambda t: t["score"])
-            arch = mutate(space, Architecture.from_json(parent["arch"]), rng, prob=0.0)
-        score = train_briefly(space, arch, splits, epochs=epochs, batch=batch,
-                              seed=seed * 7_919 + i, progress=progress)
-        state["trials"].append({"arch": arch.to_json(), "score": score})
-        if method == "evolution":
-            state["population"].append(i)
-            if len(state["population"]) > population:
-                state["population"].pop(0)  # ageing: the oldest dies, not the worst
+        first = len(state["trials"])
+        archs = [_candidate(method, space, state, rng, first + j, population, sample)
+                 for j in range(min(dist.world, trials - first))]
+
+        def trial(j: int, archs: list[Architecture] = archs, first: int = first) -> float:
+            return train_briefly(space, archs[j], splits, epochs=epochs, batch=batch,
+                                 seed=seed * 7_919 + first + j, progress=progress)
+
+        scores = dist.spread(trial, len(archs))
+        if progress is not None:  # the other ranks' trials
+            progress(steps * (len(archs) - len(range(dist.rank, len(archs), dist.world))))
+        for j, (arch, score) in enumerate(zip(archs, scores)):
+            state["trials"].append({"arch": arch.to_json(), "score": score})
+            if method == "evolution":
+                state["population"].append(first + j)
+                if len(state["population"]) > population:
+                    state["population"].pop(0)  # ageing: the oldest dies, not the worst
         state["rng"] = rng.getstate()
         if on_trial is not None:
             on_trial(state)
@@ -87,6 +100,18 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
     return {"best": Architecture.from_json(best["arch"]), "score": best["score"],
             "trials": [{"score": t["score"], "architecture": json_choices(t["arch"])}
                        for t in state["trials"]]}
+
+
+def _candidate(method: str, space: Any, state: dict[str, Any], rng: random.Random, i: int,
+               population: int, sample: int) -> Architecture:
+    """Trial ``i``'s architecture: uniform (random search; evolution's first population), else
+    the mutated best of ``sample`` members of the population (Real et al. 2019, Alg. 1)."""
+    if method == "random" or i < population:
+        return space.sample(rng)
+    pool = [state["trials"][j] for j in rng.sample(state["population"],
+                                                   min(sample, len(state["population"])))]
+    parent = max(pool, key=lambda t: t["score"])
+    return mutate(space, Architecture.from_json(parent["arch"]), rng, prob=0.0)
 
 
 def json_choices(text: str) -> dict[str, Any]:

@@ -339,7 +339,7 @@ def confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int,
     """The ``classes x classes`` confusion matrix (rows: labels) of per-pixel predictions."""
     was = model.training
     model.eval()
-    m = torch.zeros(classes, classes, dtype=torch.long)
+    m = torch.zeros(classes, classes, dtype=torch.long, device=y.device)
     with torch.no_grad():
         for i in range(0, len(y), batch):
             yb = y[i : i + batch]
@@ -347,7 +347,7 @@ def confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int,
             m += torch.bincount(yb.reshape(-1) * classes + pred.reshape(-1),
                                 minlength=classes * classes).reshape(classes, classes)
     model.train(was)
-    return m
+    return m.cpu()
 
 
 def segmentation_metrics(m: torch.Tensor) -> dict[str, Any]:

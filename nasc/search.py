@@ -138,9 +138,11 @@ def retrain_space(cfg: Mapping[str, Any]) -> nasc.Space:
     return nasc.load(cfg["space"], **{**cfg["common"], **cfg["retrain_sizes"]})
 
 
-def build_supernet(cfg: Mapping[str, Any], sp: nasc.Space):
+def build_supernet(cfg: Mapping[str, Any], sp: nasc.Space,
+                   device: torch.device | str | None = None):
+    """The run's supernet, its weights initialised from the run's seed on ``device``."""
     torch.manual_seed(cfg["seed"])
-    return nasc.compile(sp, method=cfg["method"])
+    return nasc.compile(sp, method=cfg["method"], device=device)
 
 
 @attrs.define
@@ -432,6 +434,7 @@ def search(
     checkpoint_every: int | None = None,
     deterministic: bool = True,
     is_main: bool = True,
+    device: str | torch.device | None = None,
     **settings: Any,
 ) -> SearchResult:
     """Search ``space`` with ``method`` on ``data``; retrain and evaluate the derived network.
@@ -441,14 +444,21 @@ def search(
     run in ``out`` (the other arguments must match the interrupted run's). ``space_params``
     set parameters of the search network's space, ``retrain_params`` of the retrained one's
     (defaults per data set in :data:`DEFAULTS`); ``settings`` override :data:`SETTINGS`.
+
+    ``device``: ``cpu`` (the default), ``cuda``, ``cuda:N`` or ``auto`` (a GPU when there is
+    one). The data splits move to the device once; the supernet is built and initialised there,
+    and the search, evaluation, trials, shrinking and retraining all run there. Under
+    ``torchrun`` every process takes ``cuda:LOCAL_RANK`` (NCCL) or the CPU (gloo). A run
+    resumes on any device (checkpoints load onto the CPU first).
     """
     splits = load_data(data, seed) if isinstance(data, str) else as_splits(data, seed)
     cfg = _config(space, method, splits, epochs=epochs, retrain_epochs=retrain_epochs,
                   seed=seed, batch=batch, space_params=space_params,
                   retrain_params=retrain_params, order=order,
                   checkpoint_every=checkpoint_every, settings=settings)
-    # under torchrun (WORLD_SIZE > 1): data-parallel CPU processes (gloo), nasc.distributed
-    ctx = distributed.init("cpu")
+    # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.distributed
+    ctx = distributed.init(device or "cpu", keep=True)
+    splits = ctx.place(splits)
     writer = Writer(out, is_main=is_main and ctx.is_main)
     ckpt: dict[str, Any] | None = None
     if resume:
@@ -491,7 +501,7 @@ class _Run:
     def _restore_rng(self) -> None:
         """Once a resumed phase has rebuilt its modules, continue the random streams."""
         if self.ckpt is not None and "rng" in self.ckpt:
-            set_rng_state(self.ckpt.pop("rng"))
+            set_rng_state(self.ckpt.pop("rng"), self.dist.device)
 
     def save(self) -> None:
         """Checkpoint: every rank averages its BN statistics, rank 0 writes, all wait."""
@@ -505,7 +515,7 @@ class _Run:
         if not self.writer.active:
             return
         snap: dict[str, Any] = {"version": 1, "config": self.cfg, "state": self.st,
-                                "rng": rng_state()}
+                                "rng": rng_state(self.dist.device)}
         if self.job is not None:
             snap.update(supernet=self.job.net.state_dict(), w_opt=self.job.w_opt.state_dict(),
                         w_sched=self.job.w_sched.state_dict())
@@ -554,7 +564,7 @@ class _Run:
     # -- phases --
     def _search(self) -> None:
         cfg, st, splits = self.cfg, self.st, self.splits
-        net = build_supernet(cfg, self.sp)
+        net = build_supernet(cfg, self.sp, self.dist.device)
         if st.get("shrinks"):  # HR-NAS: a resumed run's supernet was shrunk already
             net = recipes.replay_shrinks(net, st["shrinks"])
         x_a, y_a = splits.train_a
@@ -663,7 +673,7 @@ class _Run:
                        population=s["spos_population"], generations=s["spos_generations"],
                        topk=s["spos_topk"], mutation=s["spos_mutation"],
                        state=self.st["evolution"], on_generation=on_generation,
-                       progress=lambda: self.bar.advance(task))
+                       progress=lambda k: self.bar.advance(task, k), spread=self.dist.spread)
         net.relax()
         self.st["arch"] = found["best"].to_json()
         self.st["evolution_best_score"] = found["score"]
@@ -688,7 +698,7 @@ class _Run:
                            epochs=s["trial_epochs"], batch=cfg["batch"], seed=cfg["seed"],
                            population=s["population"], sample=s["sample"],
                            state=self.st["trials"], on_trial=on_trial,
-                           progress=lambda: self.bar.advance(task))
+                           progress=lambda k: self.bar.advance(task, k), dist=self.dist)
         self.st["arch"] = found["best"].to_json()
         self.st["trial_results"] = found["trials"]
         self.dist.assert_same(architecture=self.st["arch"])
@@ -698,7 +708,7 @@ class _Run:
         rs = retrain_space(cfg)
         arch = rs.canonical(nasc.Architecture.from_json(st["arch"]))
         torch.manual_seed(cfg["seed"])
-        self.model = nasc.instantiate(rs, arch)
+        self.model = nasc.instantiate(rs, arch, device=self.dist.device)
         self.dist.broadcast_state(self.model)
         if self.ckpt is not None and "model" in self.ckpt:
             self.model.load_state_dict(self.ckpt["model"])
@@ -724,11 +734,11 @@ class _Run:
                                  total=trials * trial_epochs * per)
         found = run_trials("random", self.sp, self.splits, trials=trials, epochs=trial_epochs,
                            batch=cfg["batch"], seed=cfg["seed"],
-                           progress=lambda: self.bar.advance(task))
+                           progress=lambda k: self.bar.advance(task, k), dist=self.dist)
         rs = retrain_space(cfg)
         arch = rs.canonical(dict(found["best"]))
         torch.manual_seed(cfg["seed"])
-        model = nasc.instantiate(rs, arch)
+        model = nasc.instantiate(rs, arch, device=self.dist.device)
         main = recipes.main_output(rs)
         fit(model, self.splits, epochs=cfg["retrain_epochs"], batch=cfg["batch"],
             seed=cfg["seed"], state=_fresh_retrain_state(), save=lambda: None, bar=self.bar,
@@ -758,6 +768,8 @@ class _Run:
             "order": cfg["order"],
             "data": cfg["data"],
             "seed": cfg["seed"],
+            "device": str(self.dist.device),
+            "processes": self.dist.world,
             "search_epochs": cfg["epochs"],
             "retrain_epochs": cfg["retrain_epochs"],
             "search_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
@@ -855,10 +867,14 @@ def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
 def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "digits",
                        epochs: int | None = None, seed: int = 0, out: str | Path | None = None,
                        batch: int | None = None, progress: bool = True,
-                       space_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       space_params: Mapping[str, Any] | None = None,
+                       device: str | torch.device | None = None) -> dict[str, Any]:
     """Train an architecture from scratch (a JSON file, a run directory or an Architecture) on
     ``data`` and report its test accuracy; ``out`` receives ``report.json``, ``metrics.jsonl``,
-    ``architecture.json`` and ``checkpoint.pt``."""
+    ``architecture.json`` and ``checkpoint.pt``.
+
+    ``device`` as in :func:`search`. Under ``torchrun`` the processes train one network data-
+    parallel (each its shard of every batch, gradients averaged; rank 0 writes the files)."""
     if not isinstance(arch, nasc.Architecture):
         p = Path(arch)
         p = p / "architecture.json" if p.is_dir() else p
@@ -877,10 +893,22 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
     params = {**arch.params, **_common(arch.space, splits), **(space_params or {})}
     space = nasc.load(arch.space, **params)
     arch = space.canonical(dict(arch))
-    writer = Writer(out)
+    ctx = distributed.init(device or "cpu", keep=True)
+    try:
+        return _train(space, arch, ctx.place(splits), ctx, epochs=epochs, batch=batch, seed=seed,
+                      out=out, progress=progress)
+    finally:
+        ctx.teardown()
+
+
+def _train(space: nasc.Space, arch: nasc.Architecture, splits: Splits, ctx: distributed.Context,
+           *, epochs: int, batch: int, seed: int, out: str | Path | None,
+           progress: bool) -> dict[str, Any]:
+    writer = Writer(out, is_main=ctx.is_main)
     writer.start_metrics([])
     torch.manual_seed(seed)
-    model = nasc.instantiate(space, arch)
+    model = nasc.instantiate(space, arch, device=ctx.device)
+    ctx.broadcast_state(model)
     state = _fresh_retrain_state()
     timings: dict[str, float] = {}
     clock = _Clock(timings)
@@ -888,14 +916,16 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
     def save() -> None:
         live = state.pop("live")
         state["opt"], state["sched"] = live[0].state_dict(), live[1].state_dict()
-        writer.checkpoint({"model": model.state_dict(), "state": state, "rng": rng_state()})
+        writer.checkpoint({"model": model.state_dict(), "state": state,
+                           "rng": rng_state(ctx.device)})
         state["live"] = live
 
     main = recipes.main_output(space)
-    with _progress(progress) as bar:
+    with _progress(progress and ctx.is_main) as bar:
         fit(model, splits, epochs=epochs, batch=batch, seed=seed, state=state, save=save,
             bar=bar, every=None, label=f"train {arch.space}", clock=clock, writer=writer,
-            main=main)
+            main=main, dist=ctx)
+    ctx.sync_buffers(model)  # every rank's BN statistics, averaged: one network to evaluate
     model = recipes.MainOutput(model, main)
     from nasc.ir.cost import cost
 
@@ -904,6 +934,8 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
         "data": splits.name,
         "epochs": epochs,
         "seed": seed,
+        "device": str(ctx.device),
+        "processes": ctx.world,
         "test_accuracy": accuracy(model, *splits.test),
         "parameters": sum(p.numel() for p in model.parameters()),
         "flops": cost(space.resolve(arch).graph, "macs",

@@ -28,6 +28,7 @@ from nasc.dsl.modules import Loader, ModuleEnv
 from nasc.dsl.parser import parse_module
 from nasc.dsl.values import OpValue
 from nasc.ir import decisions as dec
+from nasc.ir.gcpause import gc_paused
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
     Align,
@@ -207,7 +208,8 @@ def load(
 ) -> Space:
     """A stdlib space by bare name (``load("darts", C=16)``) or a ``.nas`` file by path."""
     try:
-        return _load(name_or_path, space, ops, limits, params)
+        with gc_paused():  # (see nasc.ir.gcpause)
+            return _load(name_or_path, space, ops, limits, params)
     except RecursionError:
         raise NasError("the program nests too deeply to elaborate; flatten it with 'let'") from None
 
@@ -240,7 +242,8 @@ def parse(
 ) -> Space:
     """A space from ``.nas`` source text."""
     try:
-        return _parse(text, file, space, ops, limits, params)
+        with gc_paused():  # (see nasc.ir.gcpause)
+            return _parse(text, file, space, ops, limits, params)
     except RecursionError:
         raise NasError("the program nests too deeply to elaborate; flatten it with 'let'") from None
 

@@ -174,27 +174,31 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
            population: int = 50, generations: int = 20, topk: int = 10, mutation: float = 0.1,
            state: dict[str, Any] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           progress: Callable[[], None] | None = None) -> dict[str, Any]:
+           progress: Callable[[int], None] | None = None,
+           spread: Callable[[Callable[[int], float], int], list[float]] | None = None,
+           ) -> dict[str, Any]:
     """SPOS' evolutionary search (Guo et al. 2020, §3.3 and Alg. 1): a population of
     ``population``; each generation keeps the ``topk`` best seen so far and breeds half the next
     population by mutation (probability ``mutation`` per decision) and half by crossover.
 
     ``state`` (as passed to ``on_generation`` after each generation) resumes a search; it holds
     the generation, every scored architecture, the population and the generator's state.
+    ``spread(fn, n)`` computes ``[fn(0), ..., fn(n - 1)]`` (the new members of a generation),
+    e.g. split across processes (:meth:`nasc.distributed.Context.spread`); by default in turn.
     """
     if state is None:
         state = {"generation": 0, "scores": {}, "population": [], "rng": None}
     else:
         rng.setstate(state["rng"])
     scores: dict[str, float] = state["scores"]
+    evaluate = spread or (lambda fn, n: [float(fn(i)) for i in range(n)])
 
-    def scored(arch: Architecture) -> float:
-        key = arch.to_json()
-        if key not in scores:
-            scores[key] = float(score(arch))
-            if progress is not None:
-                progress()
-        return scores[key]
+    def score_new(archs: list[Architecture]) -> None:
+        new = list({a.to_json(): a for a in archs if a.to_json() not in scores}.values())
+        for a, value in zip(new, evaluate(lambda i: score(new[i]), len(new))):
+            scores[a.to_json()] = float(value)
+        if progress is not None and new:
+            progress(len(new))
 
     def unique(candidates: list[Architecture], want: int, make) -> list[Architecture]:
         seen = {a.to_json() for a in candidates}
@@ -223,8 +227,7 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
                 lambda ps=parents: crossover(space, rng.choice(ps), rng.choice(ps), rng),
             )
             pop = children
-        for a in pop:
-            scored(a)
+        score_new(pop)
         state["population"] = [a.to_json() for a in pop]
         state["generation"] += 1
         state["rng"] = rng.getstate()

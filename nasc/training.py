@@ -23,7 +23,7 @@ import torch.nn.functional as F
 def order(n: int, seed: int, epoch: int, stream: int = 0) -> torch.Tensor:
     """The permutation of ``n`` examples for one epoch of one data stream."""
     gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 7_919 + stream)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=gen, device="cpu")  # (indexes data on any device)
 
 
 def batches_per_epoch(n: int, batch: int) -> int:
@@ -79,9 +79,13 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     return correct / y.numel()
 
 
-def rng_state() -> dict[str, Any]:
-    """Every global random state a training step may draw from (Gumbel noise, dropout)."""
+def rng_state(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Every global random state a training step may draw from (Gumbel noise, dropout), the
+    generator of CUDA ``device`` included."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     try:
         import numpy as np
 
@@ -91,9 +95,14 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | str | None = None) -> None:
+    """Restore :func:`rng_state`; a CUDA generator's state only onto a CUDA ``device`` (a run
+    resumed on another kind of device continues its CPU streams)."""
     torch.set_rng_state(state["torch"])
     random.setstate(state["random"])
+    device = torch.device(device or "cpu")
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     if "numpy" in state:
         import numpy as np
 

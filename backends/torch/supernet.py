@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from nasc.backends.torch.library import OpCall, OpLibrary
+from nasc.backends.torch.construct import build_ops
+from nasc.backends.torch.library import OpLibrary
 from nasc.backends.torch.mixture import split_bn_tail
 from nasc.backends.triton import dispatch as kernels
 from nasc.ir.derive import derive
@@ -59,7 +60,7 @@ class Supernet(nn.Module):
         self.graph = g
         self.space_name = name
         self.affine, self.search = affine, search
-        self.ops = _build_ops(g, library, affine=affine, search=search, device=device,
+        self.ops = build_ops(g, library, affine=affine, search=search, device=device,
                               channels_last=channels_last)
         # one parameter vector per label, initialised as in DARTS (1e-3 * N(0, 1))
         self.alpha = nn.ParameterList()
@@ -344,80 +345,6 @@ class Supernet(nn.Module):
         if rec.merge == "concat":
             return kernels.weighted_concat(p, xs)
         return kernels.weighted_sum(p, xs)
-
-
-def _build_ops(g: Graph, library: OpLibrary, *, affine: bool, search: bool,
-               device: torch.device | str | None, channels_last: bool) -> nn.ModuleDict:
-    """One module per op node, keyed by IR id, initialised on ``device``.
-
-    Construction is the dominant cost of a large supernet (a DCNAS supernet at L=14 has
-    hundreds of millions of weights): each module is built on the meta device (no allocation,
-    no initialisation), laid out (NHWC convolutions are about 2x faster on the CPU: memory
-    layout is a compiler decision), then materialised once on ``device`` and initialised there
-    by the modules' own ``reset_parameters``, which is PyTorch's default initialisation. A
-    module with state that ``reset_parameters`` would not restore is built directly on the
-    device instead.
-    """
-    ops = nn.ModuleDict()
-    device = torch.device(device or "cpu")
-    for rec in g.nodes_of(Op):
-        call = OpCall(op=rec.op, params=dict(rec.params),
-                      in_types=tuple(g[i].type for i in g.inputs(rec.id)),
-                      out_type=rec.type, affine=affine, search=search)
-        with torch.device("meta"):
-            module = library.build(call)
-        if device.type != "meta":  # (on the meta device the structure is all there is)
-            module = _materialized(module, call, library, device, channels_last)
-        ops[str(rec.id)] = module
-    return ops
-
-
-def _materialized(module: nn.Module, call: OpCall, library: OpLibrary, device: torch.device,
-                  channels_last: bool) -> nn.Module:
-    """``module`` (built on the meta device) with storage on ``device`` and PyTorch's default
-    initialisation; rebuilt on ``device`` when ``reset_parameters`` would not restore it."""
-    if not _resettable(module):
-        with torch.device(device):
-            module = library.build(call)
-        return module.to(memory_format=torch.channels_last) if channels_last else module
-    for m in module.modules():
-        if _has_state(m):
-            _materialize(m, device, channels_last)
-            m.reset_parameters()
-    return module
-
-
-def _materialize(m: nn.Module, device: torch.device, channels_last: bool) -> None:
-    """Give ``m``'s own meta parameters and buffers uninitialised storage on ``device``
-    (NHWC for 4-d weights when ``channels_last``)."""
-    def empty(t: torch.Tensor) -> torch.Tensor:
-        fmt = torch.channels_last if channels_last and t.dim() == 4 else torch.contiguous_format
-        return torch.empty(t.shape, dtype=t.dtype, device=device, memory_format=fmt)
-
-    for name, p in m._parameters.items():
-        if p is not None:
-            m._parameters[name] = nn.Parameter(empty(p), requires_grad=p.requires_grad)
-    for name, b in m._buffers.items():
-        if b is not None:
-            m._buffers[name] = empty(b)
-
-
-def _has_state(m: nn.Module) -> bool:
-    return next(m.parameters(recurse=False), None) is not None or next(
-        m.buffers(recurse=False), None) is not None
-
-
-def _resettable(module: nn.Module) -> bool:
-    """Whether every submodule that holds state restores all of it in ``reset_parameters``
-    (PyTorch's own layers do; a user's module with hand-set tensors may not)."""
-    return all(type(m) in _RESETTABLE for m in module.modules() if _has_state(m))
-
-
-#: Layers whose ``reset_parameters`` restores every parameter and buffer they own (exact
-#: types: a subclass may initialise differently).
-_RESETTABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear,
-               nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
-               nn.Embedding)
 
 
 def _sum(xs: list[torch.Tensor]) -> torch.Tensor:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+from nasc.ir.gcpause import gc_paused
 from nasc.ir.graph import Graph
 from nasc.ir.verify import verify
 
@@ -82,12 +83,13 @@ class PassManager:
         return [p.name for p in self.passes]
 
     def run(self, g: Graph) -> Graph:
-        for p in self.passes:
-            have = properties(g)
-            missing = p.requires - have
-            if missing:
-                raise PassError(f"pass {p.name!r} needs a graph that is {sorted(missing)}")
-            g = p(g)
-            if self.verify_each:
-                verify(g)
+        with gc_paused():  # (passes copy whole graphs: see nasc.ir.gcpause)
+            for p in self.passes:
+                have = properties(g)
+                missing = p.requires - have
+                if missing:
+                    raise PassError(f"pass {p.name!r} needs a graph that is {sorted(missing)}")
+                g = p(g)
+                if self.verify_each:
+                    verify(g)
         return g

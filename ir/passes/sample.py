@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
-import networkx as nx
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import InputMixture, Mixture, Op
 from nasc.ir.passes.manager import Pass, PassError, register
@@ -229,7 +228,7 @@ def candidate_region(g: Graph, m: Mixture) -> tuple[list[int], set[int]]:
         else:
             sources.add(n)
     # the region is small: sort it alone (the whole graph's order may be stale mid-pass)
-    order = list(nx.lexicographical_topological_sort(g.nx.subgraph(region)))
+    order = g.topo_sorted(region)
     return order, sources
 
 

@@ -99,3 +99,79 @@ def test_dcnas_alignment_follows_hrnet_fuse_layers(L):
     same = [r for r in g.nodes_of(Op) if r.op == "conv_bn_act" and r.param("k") == 1
             and g[g.inputs(r.id)[0]].type == r.type]
     assert same == []  # an aligned tensor goes through as it is
+
+
+# ---- structural templates: each op signature is built once, then cloned ---------------------
+def _direct_ops(g, lib):
+    """The op modules built one by one on the CPU, in op order (no templates, no meta)."""
+    from nasc.backends.torch.library import OpCall
+    from nasc.ir.nodes import Op
+
+    return nn.ModuleDict({
+        str(r.id): lib.build(OpCall(op=r.op, params=dict(r.params),
+                                    in_types=tuple(g[i].type for i in g.inputs(r.id)),
+                                    out_type=r.type, affine=True, search=False))
+        for r in g.nodes_of(Op)})
+
+
+def test_templated_modules_equal_modules_built_one_by_one_for_a_seed():
+    """Cloning keeps PyTorch's initialisation order: a seed gives the weights it always gave."""
+    from nasc.backends.torch.construct import build_ops
+
+    g = nasc.compile(nasc.load("dcnas", L=2, F=8, classes=3), method="dcnas",
+                     device="meta").graph
+    lib = default_library()
+    torch.manual_seed(5)
+    templated = build_ops(g, lib, affine=True, search=False, device="cpu", channels_last=False)
+    torch.manual_seed(5)
+    direct = _direct_ops(g, lib)
+    a, b = templated.state_dict(), direct.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [type(m) for m in templated.modules()] == [type(m) for m in direct.modules()]
+
+
+def test_templated_modules_share_no_state():
+    from nasc.backends.torch.construct import build_ops
+
+    g = nasc.compile(nasc.load("dcnas", L=2, F=8, classes=3), method="dcnas",
+                     device="meta").graph
+    for device in ("meta", "cpu"):
+        ops = build_ops(g, default_library(), affine=True, search=False, device=device,
+                        channels_last=True)
+        params = list(ops.parameters())  # (deduplicated by identity)
+        assert len(params) == len(list(ops.named_parameters(remove_duplicate=False)))
+        if device == "cpu":
+            assert len({p.data_ptr() for p in params}) == len(params)
+    convs = [m for m in ops.modules() if type(m) is nn.Conv2d]
+    by_shape: dict = {}
+    for c in convs:
+        by_shape.setdefault((c.weight.shape, c.stride, c.groups), []).append(c)
+    twins = max(by_shape.values(), key=len)
+    assert len(twins) > 1  # the same signature more than once: clones of one template
+    twins[0].register_forward_hook(lambda *a: None)
+    twins[0].stride = (9, 9)
+    assert not twins[1]._forward_hooks and twins[1].stride != (9, 9)
+
+
+def test_user_modules_are_not_templated():
+    built = []
+
+    def scaled(call):
+        built.append(call)
+        return Scaled(call.c_in)
+
+    space = nasc.parse(
+        """
+        op scaled(x: image) -> image(x.channels, x.stride)
+        space s() {
+            input x: image(4)
+            output scaled(scaled(x))
+        }
+        """
+    )
+    lib = default_library().extended({"scaled": scaled})
+    net = nasc.compile(space, method="darts", library=lib)
+    mods = [m for m in net.ops.values() if isinstance(m, Scaled)]
+    assert len(mods) == 2 and mods[0].scale is not mods[1].scale
+    assert all(torch.equal(m.conv.weight, torch.full_like(m.conv.weight, 0.25)) for m in mods)

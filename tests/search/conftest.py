@@ -1,7 +1,8 @@
 """Fixtures of the search tests (``one_thread`` is in tests/conftest.py: results are
-bit-identical only with a fixed thread count) and ``same_run`` (two run
-directories hold the same result)."""
+bit-identical only with a fixed thread count), ``same_run`` (two run directories hold the same
+result) and ``foreign_default_device`` (device placement checked without a GPU)."""
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -30,3 +31,22 @@ def _same_run(a: Path, b: Path) -> None:
 @pytest.fixture
 def same_run():
     return _same_run
+
+
+@contextlib.contextmanager
+def _foreign_default_device():
+    """PyTorch's default device is the meta device inside the block. A run on an explicit
+    device (``device="cpu"``) that creates a tensor without naming its device gets a meta
+    tensor, and the first operation mixing it with the run's tensors fails: what a CUDA run
+    does with a stray CPU tensor. So the device handling of every phase is tested on machines
+    without a GPU."""
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
+@pytest.fixture
+def foreign_default_device():
+    return _foreign_default_device

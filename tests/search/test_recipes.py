@@ -312,15 +312,17 @@ PROXYLESS_RUN = {k: v for k, v in PROXYLESS.items() if k != "classes"}
     ("hrnas", "hrnas", _tiny_scenes, HRNAS_RUN, {"prune_every": 1, "cost_weight": 1e-3}),
 ])  # fmt: skip
 def test_each_recipe_searches_derives_and_retrains_its_space(space, method, data, params,
-                                                             settings, tmp_path):
+                                                             settings, tmp_path,
+                                                             foreign_default_device):
     from nasc.cli import main
     from nasc.search import search
 
     out = tmp_path / "run"
     splits = data()
-    result = search(space, method=method, data=splits, epochs=2, retrain_epochs=1, batch=8,
-                    out=out, progress=False, space_params=params, retrain_params=params,
-                    **settings)
+    with foreign_default_device():  # every tensor of the run on its device (see conftest)
+        result = search(space, method=method, data=splits, epochs=2, retrain_epochs=1,
+                        batch=8, out=out, progress=False, space_params=params,
+                        retrain_params=params, device="cpu", **settings)
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == method and 0.0 <= report["test_accuracy"] <= 1.0
     assert report["parameters"] > 0 and report["flops"] > 0
