@@ -1,6 +1,6 @@
 """Text to ready supernet, phase by phase, for the DCNAS space at L = 4..14 (issue 6).
 
-    python bench/compile_time.py [--F 64] [--layers 4 6 8 10 12 14] [--repeats 3]
+    python bench/compile_time.py [--F 64] [--layers 4 6 8 10 12 14] [--repeats 3] [--plot PNG]
 
 Phases (best of ``--repeats``): ``load`` (parse, elaborate, verify the space), ``passes``
 (the dcnas pipeline: alignment, relaxation, partial channels, CSE, sampling), ``modules``
@@ -52,16 +52,48 @@ def main() -> None:
     ap.add_argument("--F", type=int, default=64)
     ap.add_argument("--layers", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--plot", metavar="PNG", help="also draw each phase against the connections")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, F={args.F}")
     print("| L | connections | load (s) | passes (s) | modules (s) | text to structure (s) "
           "| init (s) | parameters |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for L in args.layers:
         r = phases(L, args.F, args.repeats)
+        rows.append(r)
         structure = r["load"] + r["passes"] + r["modules"]
         print(f"| {L} | {r['connections']} | {r['load']:.2f} | {r['passes']:.2f} | "
               f"{r['modules']:.2f} | {structure:.2f} | {r['init']:.2f} | {r['params']:,} |")
+    if args.plot:
+        plot(rows, args.plot, args.F)
+
+
+def plot(rows: list[dict[str, float]], path: str, F: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["connections"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bottom = [0.0] * len(rows)
+    for key in ("load", "passes", "modules"):
+        top = [b + r[key] for b, r in zip(bottom, rows)]
+        ax.fill_between(n, bottom, top, label=key, alpha=0.8)
+        bottom = top
+    ax.plot(n, [b + r["init"] for b, r in zip(bottom, rows)], "k--",
+            label="+ init on the CPU (370M weights at L=14)")
+    for r, b in zip(rows, bottom):
+        ax.annotate(f"L={r['L']}", (r["connections"], b), textcoords="offset points",
+                    xytext=(-10, 6), fontsize=7)
+    ax.axhline(1.5, color="red", lw=0.8, label="goal 1.5 s")
+    ax.set_xlabel("input connections 8L(L+1)")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"DCNAS (F={F}): text to supernet, stacked phases")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
