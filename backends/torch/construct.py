@@ -144,5 +144,8 @@ def has_state(m: nn.Module) -> bool:
 
 def resettable(module: nn.Module) -> bool:
     """Whether every submodule that holds state restores all of it in ``reset_parameters``
-    (PyTorch's own layers do; a user's module with hand-set tensors may not)."""
-    return all(type(m) in RESETTABLE for m in module.modules() if has_state(m))
+    (PyTorch's own layers do; a user's module with hand-set tensors may not), and none keeps a
+    tensor outside its parameters and buffers (a clone would share it)."""
+    return all((type(m) in RESETTABLE or not has_state(m))
+               and not any(isinstance(v, torch.Tensor) for v in m.__dict__.values())
+               for m in module.modules())

@@ -175,3 +175,37 @@ def test_user_modules_are_not_templated():
     mods = [m for m in net.ops.values() if isinstance(m, Scaled)]
     assert len(mods) == 2 and mods[0].scale is not mods[1].scale
     assert all(torch.equal(m.conv.weight, torch.full_like(m.conv.weight, 0.25)) for m in mods)
+
+
+class Tabled(nn.Module):
+    """A user op keeping a tensor as a plain attribute (neither parameter nor buffer)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.table = torch.arange(c, dtype=torch.float32)
+        self.conv = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        return self.conv(x) + self.table[None, :, None, None]
+
+
+def test_modules_with_plain_tensor_attributes_are_built_directly():
+    from nasc.backends.torch.construct import resettable
+
+    with torch.device("meta"):
+        assert not resettable(Tabled(4))
+        assert resettable(nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU()))
+    space = nasc.parse(
+        """
+        op tabled(x: image) -> image(x.channels, x.stride)
+        space s() {
+            input x: image(4)
+            output tabled(tabled(x))
+        }
+        """
+    )
+    lib = default_library().extended({"tabled": lambda call: Tabled(call.c_in)})
+    net = nasc.compile(space, method="darts", library=lib)
+    mods = [m for m in net.ops.values() if isinstance(m, Tabled)]
+    assert len(mods) == 2 and mods[0].table is not mods[1].table
+    assert not mods[0].table.is_meta and torch.equal(mods[0].table, torch.arange(4.0))
