@@ -1,6 +1,7 @@
 """Text to ready supernet, phase by phase, for the DCNAS space at L = 4..14 (issue 6).
 
     python bench/compile_time.py [--F 64] [--layers 4 6 8 10 12 14] [--repeats 3] [--plot PNG]
+                                 [--device cpu|cuda]
 
 Phases (best of ``--repeats``): ``load`` (parse, elaborate, verify the space), ``passes``
 (the dcnas pipeline: alignment, relaxation, partial channels, CSE, sampling), ``modules``
@@ -35,20 +36,27 @@ def best(fn, repeats: int) -> tuple[float, object]:
     return min(times), out
 
 
-def phases(L: int, F: int, repeats: int) -> dict[str, float]:
+def phases(L: int, F: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     lib = default_library()
     t_load, space = best(lambda: nasc.load("dcnas", L=L, F=F), repeats)
     t_pass, g = best(lambda: PassManager(method_pipeline("dcnas")).run(space.graph), repeats)
 
-    def build(device: str) -> Supernet:
-        return Supernet(g, lib, affine=True, search=False, device=device)
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def build(where: str) -> Supernet:
+        net = Supernet(g, lib, affine=True, search=False, device=where)
+        sync()
+        return net
 
     t_mod, net = best(lambda: build("meta"), repeats)
-    t_all, _ = best(lambda: build("cpu"), repeats)
+    t_all, _ = best(lambda: build(device), repeats)
     ready = []
     for _ in range(repeats):
         t = time.perf_counter()
-        nasc.compile(nasc.load("dcnas", L=L, F=F), method="dcnas", device="cpu")
+        nasc.compile(nasc.load("dcnas", L=L, F=F), method="dcnas", device=device)
+        sync()
         ready.append(time.perf_counter() - t)  # (the supernet is freed before the next)
     return {"L": L, "connections": 8 * L * (L + 1), "load": t_load, "passes": t_pass,
             "modules": t_mod, "init": max(t_all - t_mod, 0.0), "ready": min(ready),
@@ -61,24 +69,28 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--plot", metavar="PNG", help="also draw each phase against the connections")
+    ap.add_argument("--device", default="cpu", help="where init and ready allocate the weights")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, F={args.F}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: no GPU is visible")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, F={args.F}, "
+          f"weights on {args.device}")
     print("| L | connections | load (s) | passes (s) | modules (s) | text to structure (s) "
-          "| init (s) | text to ready CPU supernet (s) | parameters |")
+          f"| init (s) | text to ready supernet on {args.device} (s) | parameters |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for L in args.layers:
-        r = phases(L, args.F, args.repeats)
+        r = phases(L, args.F, args.repeats, args.device)
         rows.append(r)
         structure = r["load"] + r["passes"] + r["modules"]
         print(f"| {L} | {r['connections']} | {r['load']:.2f} | {r['passes']:.2f} | "
               f"{r['modules']:.2f} | {structure:.2f} | {r['init']:.2f} | {r['ready']:.2f} | "
               f"{r['params']:,} |")
     if args.plot:
-        plot(rows, args.plot, args.F)
+        plot(rows, args.plot, args.F, args.device)
 
 
-def plot(rows: list[dict[str, float]], path: str, F: int) -> None:
+def plot(rows: list[dict[str, float]], path: str, F: int, device: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +104,7 @@ def plot(rows: list[dict[str, float]], path: str, F: int) -> None:
         ax.fill_between(n, bottom, top, label=key, alpha=0.8)
         bottom = top
     ax.plot(n, [r["ready"] for r in rows], "k--",
-            label="ready CPU supernet: nasc.compile(..., device='cpu')")
+            label=f"ready supernet: nasc.compile(..., device='{device}')")
     for r, b in zip(rows, bottom):
         ax.annotate(f"L={r['L']}", (r["connections"], b), textcoords="offset points",
                     xytext=(-10, 6), fontsize=7)
