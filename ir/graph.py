@@ -64,9 +64,11 @@ class Graph:
     def redirect(self, old: int, new: int) -> None:
         """Make every user of ``old`` read ``new`` instead."""
         self._order = None
-        for _, v, k, data in list(self._g.out_edges(old, keys=True, data=True)):
+        moved = [(v, k, d["slot"]) for v, keyed in self._g._succ[old].items()
+                 for k, d in keyed.items()]
+        for v, k, _ in moved:
             self._g.remove_edge(old, v, k)
-            self._g.add_edge(new, v, data["slot"], slot=data["slot"])
+        self._g.add_edges_from((new, v, slot, {"slot": slot}) for v, _, slot in moved)
 
     def remove(self, nid: int) -> None:
         self._order = None

@@ -55,6 +55,10 @@ def build_ops(g: Graph, library: OpLibrary, *, affine: bool, search: bool,
 def _module(call: OpCall, library: OpLibrary, templates: dict[Hashable, nn.Module | None],
             device: torch.device, channels_last: bool) -> nn.Module:
     key = _signature(call)
+    try:
+        hash(key)
+    except TypeError:  # a parameter value nasc cannot compare: no template
+        key = object()
     if key not in templates:
         with torch.device("meta"):
             template = library.build(call)
@@ -138,8 +142,8 @@ def _allocate(m: nn.Module, device: torch.device, channels_last: bool) -> None:
 
 def has_state(m: nn.Module) -> bool:
     """Whether ``m`` itself (not its children) holds parameters or buffers."""
-    return bool(m._parameters) and any(p is not None for p in m._parameters.values()) or bool(
-        m._buffers) and any(b is not None for b in m._buffers.values())
+    return (any(p is not None for p in m._parameters.values())
+            or any(b is not None for b in m._buffers.values()))
 
 
 def resettable(module: nn.Module) -> bool:
