@@ -253,40 +253,13 @@ class Context:
         in its shard's loss). With one process this is
         :func:`nasc.strategies.unrolled_arch_gradient`.
         """
-        from nasc.strategies import hessian_vector_product
+        from nasc.strategies import unrolled_arch_gradient
 
-        if not self.distributed:
-            from nasc.strategies import unrolled_arch_gradient
+        def mean(tensors: list[torch.Tensor]) -> None:
+            self._reduce(tensors, average=True)
 
-            return unrolled_arch_gradient(net, loss, train, valid, xi, w_opt)
-        weights = list(net.weight_parameters())
-        alphas = list(net.arch_parameters())
-        saved = [p.detach().clone() for p in weights]
-        g_train = _zeros_for_none(
-            torch.autograd.grad(loss(net, train), weights, allow_unused=True), weights)
-        self._reduce(g_train, average=True)
-        momentum, decay = 0.0, 0.0
-        if w_opt is not None:
-            group = w_opt.param_groups[0]
-            momentum, decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
-        with torch.no_grad():
-            for p, g in zip(weights, g_train):
-                step = g + decay * p
-                buf = w_opt.state.get(p, {}).get("momentum_buffer") if w_opt else None
-                if buf is not None:
-                    step = step + momentum * buf
-                p.sub_(step, alpha=xi)
-        grads = torch.autograd.grad(loss(net, valid), alphas + weights, allow_unused=True)
-        d_alpha = _zeros_for_none(grads[: len(alphas)], alphas)
-        d_w = _zeros_for_none(grads[len(alphas) :], weights)
-        self._reduce(d_w, average=True)
-        with torch.no_grad():
-            for p, s in zip(weights, saved):
-                p.copy_(s)
-        hvp = hessian_vector_product(net, loss, train, d_w)
-        out = [da - xi * h for da, h in zip(d_alpha, hvp)]
-        self._reduce(out, average=True)
-        return out
+        return unrolled_arch_gradient(net, loss, train, valid, xi, w_opt,
+                                      mean=mean if self.distributed else None)
 
     def broadcast_state(self, module: torch.nn.Module) -> None:
         """Every parameter and buffer of ``module`` set to rank 0's."""
@@ -517,11 +490,6 @@ def _feed(h: Any, value: Any) -> None:
         h.update(b"]")
     else:
         h.update(json.dumps(value, sort_keys=True, default=str).encode())
-
-
-def _zeros_for_none(grads: Sequence[torch.Tensor | None],
-                    params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
 def _hex(words: Sequence[int]) -> str:

@@ -51,7 +51,8 @@ def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 
 def unrolled_arch_gradient(net: Any, loss: Loss, train: Batch, valid: Batch, xi: float,
-                           w_opt: torch.optim.Optimizer | None = None, r: float = 1e-2
+                           w_opt: torch.optim.Optimizer | None = None, r: float = 1e-2, *,
+                           mean: Callable[[list[torch.Tensor]], None] | None = None,
                            ) -> list[torch.Tensor]:
     """DARTS eq. 7 with eq. 8: the architecture gradient through one virtual weight step,
 
@@ -60,18 +61,25 @@ def unrolled_arch_gradient(net: Any, loss: Loss, train: Batch, valid: Batch, xi:
     reference implementation's ``_compute_unrolled_model`` does) and ``ε = r / ‖v‖``
     (DARTS: r = 0.01). Returns the gradient per architecture parameter; the weights are left
     as they were.
+
+    ``mean(tensors)``, when given, averages a list of tensors in place over the processes of a
+    distributed run; it is applied to the virtual step's weight gradient, to ``∇_{w'} L_val``
+    and to the result (see :meth:`nasc.distributed.Context.unrolled_arch_gradient`).
     """
     weights = list(net.weight_parameters())
     alphas = list(net.arch_parameters())
     saved = [p.detach().clone() for p in weights]
-    g_train = torch.autograd.grad(loss(net, train), weights, allow_unused=True)
+    g_train = [_zero_if_none(g, p) for g, p in zip(
+        torch.autograd.grad(loss(net, train), weights, allow_unused=True), weights)]
+    if mean is not None:
+        mean(g_train)
     momentum, decay = 0.0, 0.0
     if w_opt is not None:
         group = w_opt.param_groups[0]
         momentum, decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
     with torch.no_grad():
         for p, g in zip(weights, g_train):
-            step = _zero_if_none(g, p) + decay * p
+            step = g + decay * p
             buf = w_opt.state.get(p, {}).get("momentum_buffer") if w_opt is not None else None
             if buf is not None:
                 step = step + momentum * buf
@@ -80,11 +88,16 @@ def unrolled_arch_gradient(net: Any, loss: Loss, train: Batch, valid: Batch, xi:
     grads = torch.autograd.grad(l_val, alphas + weights, allow_unused=True)
     d_alpha = [_zero_if_none(g, a) for g, a in zip(grads[: len(alphas)], alphas)]
     d_w = [_zero_if_none(g, p) for g, p in zip(grads[len(alphas) :], weights)]
+    if mean is not None:
+        mean(d_w)
     with torch.no_grad():
         for p, s in zip(weights, saved):
             p.copy_(s)
     hvp = hessian_vector_product(net, loss, train, d_w, r=r)
-    return [da - xi * h for da, h in zip(d_alpha, hvp)]
+    out = [da - xi * h for da, h in zip(d_alpha, hvp)]
+    if mean is not None:
+        mean(out)
+    return out
 
 
 # ---- temperature schedules ---------------------------------------------------------------------
