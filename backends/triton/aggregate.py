@@ -19,23 +19,17 @@ import triton
 import triton.language as tl
 from nasc.backends.triton.layout import KernelError, check_dtype, check_image, memory_format
 from nasc.backends.triton.mixture import INTERPRETED, weighted_sum
+from nasc.backends.triton.tiles import BLOCK_C, BLOCK_R, grid, nchw_tile
 
 __all__ = ["INTERPRETED", "WeightedConcat", "weighted_aggregate", "weighted_concat"]
 
-BLOCK_R = 64  # positions (n, h, w) per program
-BLOCK_C = 32  # channels per program
 
 
 @triton.jit
 def _scale_into(dst_ptr, src_ptr, w_ptr, i, R, HW, W, C, sd_n, sd_c, sd_h, sd_w,
                 ss_n, ss_c, ss_h, ss_w, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """``dst[n, c, h, w] = w[i] * src[n, c, h, w]`` over ``C`` channels, strides given."""
-    rs = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    r, c = rs[:, None], cs[None, :]
-    m = (r < R) & (c < C)
-    n, hw = r // HW, r % HW
-    h, w = hw // W, hw % W
+    n, c, h, w, m = nchw_tile(R, HW, W, C, BLOCK_R, BLOCK_C)
     wi = tl.load(w_ptr + i).to(tl.float32)
     v = tl.load(src_ptr + n * ss_n + c * ss_c + h * ss_h + w * ss_w, mask=m, other=0.0)
     tl.store(dst_ptr + n * sd_n + c * sd_c + h * sd_h + w * sd_w,
@@ -47,13 +41,7 @@ def _scale_back(dx_ptr, g_ptr, x_ptr, w_ptr, part_ptr, i, R, HW, W, C, sd_n, sd_
                 sg_n, sg_c, sg_h, sg_w, sx_n, sx_c, sx_h, sx_w, BLOCK_R: tl.constexpr,
                 BLOCK_C: tl.constexpr):
     """``dx = w[i] * g`` and a partial ``<g, x>`` per program."""
-    pid_r, pid_c = tl.program_id(0), tl.program_id(1)
-    rs = pid_r.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cs = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    r, c = rs[:, None], cs[None, :]
-    m = (r < R) & (c < C)
-    n, hw = r // HW, r % HW
-    h, w = hw // W, hw % W
+    n, c, h, w, m = nchw_tile(R, HW, W, C, BLOCK_R, BLOCK_C)
     g = tl.load(g_ptr + n * sg_n + c * sg_c + h * sg_h + w * sg_w, mask=m, other=0.0)
     g = g.to(tl.float32)
     x = tl.load(x_ptr + n * sx_n + c * sx_c + h * sx_h + w * sx_w, mask=m, other=0.0)
@@ -61,7 +49,8 @@ def _scale_back(dx_ptr, g_ptr, x_ptr, w_ptr, part_ptr, i, R, HW, W, C, sd_n, sd_
     tl.store(dx_ptr + n * sd_n + c * sd_c + h * sd_h + w * sd_w,
              (wi * g).to(dx_ptr.dtype.element_ty), mask=m)
     x = x.to(tl.float32)
-    tl.store(part_ptr + pid_r * tl.num_programs(1) + pid_c, tl.sum(tl.sum(g * x, axis=1), 0))
+    block = tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)
+    tl.store(part_ptr + block, tl.sum(tl.sum(g * x, axis=1), 0))
 
 
 def _check(w: torch.Tensor, xs: list[torch.Tensor]) -> None:
@@ -86,10 +75,6 @@ def _check(w: torch.Tensor, xs: list[torch.Tensor]) -> None:
         raise KernelError(f"{name}: the weights are on {w.device}, the inputs on {x0.device}")
 
 
-def _grid(rows: int, c: int) -> tuple[int, int]:
-    return (triton.cdiv(rows, BLOCK_R), triton.cdiv(c, BLOCK_C))
-
-
 class WeightedConcat(torch.autograd.Function):
     """``cat([w[0] * xs[0], w[1] * xs[1], ...], dim=1)``; ``apply(w, *xs)``."""
 
@@ -104,7 +89,7 @@ class WeightedConcat(torch.autograd.Function):
         for i, x in enumerate(xs):
             part = out[:, start : start + widths[i]]
             if part.numel():
-                _scale_into[_grid(rows, widths[i])](
+                _scale_into[grid(rows, widths[i])](
                     part, x, w, i, rows, h * wd, wd, widths[i], *part.stride(), *x.stride(),
                     BLOCK_R=BLOCK_R, BLOCK_C=BLOCK_C)
             start += widths[i]
@@ -121,10 +106,10 @@ class WeightedConcat(torch.autograd.Function):
         for i, x in enumerate(xs):
             gi = g[:, start : start + ctx.widths[i]]
             dx = torch.empty_like(x)  # x's strides where x is dense
-            grid = _grid(rows, ctx.widths[i])
-            part = torch.zeros(grid, dtype=torch.float32, device=g.device)
+            tiles = grid(rows, ctx.widths[i])
+            part = torch.zeros(tiles, dtype=torch.float32, device=g.device)
             if x.numel():
-                _scale_back[grid](dx, gi, x, w, part, i, rows, h * wd, wd, ctx.widths[i],
+                _scale_back[tiles](dx, gi, x, w, part, i, rows, h * wd, wd, ctx.widths[i],
                                   *dx.stride(), *gi.stride(), *x.stride(), BLOCK_R=BLOCK_R,
                                   BLOCK_C=BLOCK_C)
             dw[i] = part.sum().to(w.dtype)

@@ -21,11 +21,10 @@ import triton
 import triton.language as tl
 from nasc.backends.triton.layout import KernelError, check_dtype, check_image, memory_format
 from nasc.backends.triton.mixture import INTERPRETED
+from nasc.backends.triton.tiles import BLOCK_C, BLOCK_R, grid, nchw_tile
 
 __all__ = ["INTERPRETED", "PartialMerge", "partial_merge"]
 
-BLOCK_R = 64  # output positions (n, h, w) per program
-BLOCK_C = 32  # output channels per program
 
 
 @triton.jit
@@ -38,12 +37,7 @@ def _source(o, groups, cpg):
 def _partial_fwd(out_ptr, mix_ptr, x_ptr, R, HWo, Wo, Cm, Cout, H, W, split, groups, cpg,
                  so_n, so_c, so_h, so_w, sm_n, sm_c, sm_h, sm_w, sx_n, sx_c, sx_h, sx_w,
                  POOL: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    rs = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    os_ = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    r, o = rs[:, None], os_[None, :]
-    m = (r < R) & (o < Cout)
-    n, hw = r // HWo, r % HWo
-    ho, wo = hw // Wo, hw % Wo
+    n, o, ho, wo, m = nchw_tile(R, HWo, Wo, Cout, BLOCK_R, BLOCK_C)
     src = _source(o, groups, cpg)
     in_mix = src < Cm
     v = tl.load(mix_ptr + n * sm_n + src * sm_c + ho * sm_h + wo * sm_w, mask=m & in_mix,
@@ -69,12 +63,7 @@ def _partial_fwd(out_ptr, mix_ptr, x_ptr, R, HWo, Wo, Cm, Cout, H, W, split, gro
 def _partial_bwd(g_ptr, dmix_ptr, dx_ptr, x_ptr, R, HWo, Wo, Cm, Cout, H, W, split, groups,
                  cpg, sg_n, sg_c, sg_h, sg_w, sm_n, sm_c, sm_h, sm_w, sx_n, sx_c, sx_h, sx_w,
                  POOL: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    rs = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    os_ = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    r, o = rs[:, None], os_[None, :]
-    m = (r < R) & (o < Cout)
-    n, hw = r // HWo, r % HWo
-    ho, wo = hw // Wo, hw % Wo
+    n, o, ho, wo, m = nchw_tile(R, HWo, Wo, Cout, BLOCK_R, BLOCK_C)
     src = _source(o, groups, cpg)
     in_mix = src < Cm
     g = tl.load(g_ptr + n * sg_n + o * sg_c + ho * sg_h + wo * sg_w, mask=m, other=0.0)
@@ -133,10 +122,6 @@ def _check(mix: torch.Tensor, x: torch.Tensor, split: int, groups: int, stride: 
     return cout
 
 
-def _grid(rows: int, cout: int) -> tuple[int, int]:
-    return (triton.cdiv(rows, BLOCK_R), triton.cdiv(cout, BLOCK_C))
-
-
 class PartialMerge(torch.autograd.Function):
     """``apply(mix, x, split, groups, stride)``; see the module docstring."""
 
@@ -148,7 +133,7 @@ class PartialMerge(torch.autograd.Function):
                           memory_format=memory_format(mix))
         rows = nb * ho * wo
         if out.numel():
-            _partial_fwd[_grid(rows, cout)](
+            _partial_fwd[grid(rows, cout)](
                 out, mix, x, rows, ho * wo, wo, cm, cout, x.shape[2], x.shape[3], split, groups,
                 cout // groups, *_strides(out), *_strides(mix), *_strides(x), POOL=stride,
                 BLOCK_R=BLOCK_R, BLOCK_C=BLOCK_C)
@@ -172,7 +157,7 @@ class PartialMerge(torch.autograd.Function):
         dx[:, :split].zero_()  # the channels the mixture read get their gradient there
         rows = nb * ho * wo
         if g.numel():
-            _partial_bwd[_grid(rows, cout)](
+            _partial_bwd[grid(rows, cout)](
                 g, dmix, dx, x_read, rows, ho * wo, wo, cm, cout, x_shape[2],
                 x_shape[3], split, groups, cout // groups, *_strides(g), *_strides(dmix),
                 *_strides(dx), POOL=stride, BLOCK_R=BLOCK_R,
