@@ -182,6 +182,12 @@ RECIPE_OPTIONS = ("cost_table", "cost_weight", "cost_target", "cost_base", "warm
                   "input_temperature", "prune_every", "auxiliary_weight")
 
 
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="cpu (default), cuda, cuda:N or auto; under torchrun each process "
+                        "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -337,9 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also checkpoint every STEPS steps (always every epoch)")
     sr.add_argument("--compare-random", action="store_true",
                     help="also run random search at the same budget and report both")
-    sr.add_argument("--device", default="cpu", metavar="DEVICE",
-                    help="cpu (default), cuda, cuda:N or auto; under torchrun each process "
-                    "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
+    _device_option(sr)
     rg = sr.add_argument_group("recipes", "each paper's settings (default: the method's)")
     rg.add_argument("--cost-table", metavar="LUT",
                     help="proxyless, densenas: a latency table (nasc profile -o LUT) for the "
@@ -375,9 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", metavar="DIR", help="directory for report.json and metrics")
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
-    tr.add_argument("--device", default="cpu", metavar="DEVICE",
-                    help="cpu (default), cuda, cuda:N or auto; under torchrun each process "
-                    "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
+    _device_option(tr)
     tr.set_defaults(fn=cmd_train)
     ex = sub.add_parser(
         "export", help="write a discrete network as PyTorch, ONNX or resolved .nas",
