@@ -9,10 +9,41 @@ discrete networks.
 1076746950455072400
 """
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
 from nasc.architecture import Architecture
 from nasc.dsl.diagnostics import InternalError, NascError, NasError
 from nasc.dsl.elaborate import Limits
 from nasc.space import Choice, OpSpec, Space, declare_op, load, parse
+
+
+# the search engine's modules live in nasc.search; their old names stay importable
+# (``import nasc.recipes``, ``nasc.hrnas.derive``) as the same module objects, imported lazily
+_MOVED = ("data", "distributed", "hrnas", "multitrial", "pictures", "profile", "recipes",
+          "strategies", "training")
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``nasc.<name>`` for a module moved to ``nasc.search.<name>``: the same module object."""
+
+    def find_spec(self, fullname, path, target=None):
+        prefix, _, name = fullname.rpartition(".")
+        if prefix == "nasc" and name in _MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(f"nasc.search.{spec.name.rpartition('.')[2]}")
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 
 def __getattr__(name: str):
@@ -21,6 +52,9 @@ def __getattr__(name: str):
         from nasc import build
 
         return getattr(build, name)
+    if name in _MOVED or name == "search":
+        return importlib.import_module(f"nasc.search.{name}" if name != "search"
+                                       else "nasc.search")
     raise AttributeError(f"module 'nasc' has no attribute {name!r}")
 
 __all__ = [

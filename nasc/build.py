@@ -187,7 +187,7 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     the BN outputs in backward: less memory, a little more time; default True, False for
     pc-darts).
     ``importance`` and ``eps`` (HR-NAS: relax search units with importance factors, masked at
-    ``|factor| <= eps``; see :mod:`nasc.hrnas` for the penalty, derivation and shrinking).
+    ``|factor| <= eps``; see :mod:`nasc.search.hrnas` for the penalty, derivation and shrinking).
     ``batch_kernels=True`` runs the candidates of a mixture that read one tensor and differ
     only in kernel size as one op (:mod:`nasc.ir.passes.batch`; off by default: slower on the
     CPU, see bench/RESULTS.md).

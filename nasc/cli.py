@@ -177,7 +177,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``nasc search`` options of the papers' recipes (nasc.recipes.SETTINGS).
+#: ``nasc search`` options of the papers' recipes (nasc.search.recipes.SETTINGS).
 RECIPE_OPTIONS = ("cost_table", "cost_weight", "cost_target", "cost_base", "warmup_epochs",
                   "input_temperature", "prune_every", "auxiliary_weight")
 
@@ -191,8 +191,8 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
-    from nasc.distributed import launched_rank
-    from nasc.search import search
+    from nasc.search.distributed import launched_rank
+    from nasc.search.run import search
 
     params = dict(_define(d) for d in args.define or [])
     retrain = dict(_define(d) for d in args.retrain_define or [])
@@ -223,7 +223,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    from nasc.search import derive_run
+    from nasc.search.run import derive_run
 
     arch = derive_run(args.run)
     print(arch.to_json(indent=2))
@@ -233,8 +233,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nasc.distributed import launched_rank
-    from nasc.search import train_architecture
+    from nasc.search.distributed import launched_rank
+    from nasc.search.run import train_architecture
 
     params = dict(_define(d) for d in args.define or [])
     r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
@@ -269,7 +269,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from nasc.ir.cost import CostError
-    from nasc.profile import profile
+    from nasc.search.profile import profile
 
     space = _load(args)
 

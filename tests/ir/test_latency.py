@@ -22,7 +22,7 @@ from nasc.ir.passes.align import insert_alignment
 
 import nasc
 import nasc.cli
-from nasc.profile import profile
+from nasc.search.profile import profile
 
 SMALL_DENSENAS = dict(widths=[4, 6, 8, 10, 12, 16, 20, 24, 28],
                       strides=[2, 4, 8, 8, 8, 16, 16, 32, 32], stages=[0, 1, 2, 2, 2, 3, 3, 4, 4],

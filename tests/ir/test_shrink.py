@@ -21,7 +21,7 @@ from nasc.ir.passes.importance import unit_ops
 from nasc.ir.verify import verify
 
 import nasc
-from nasc import hrnas
+from nasc.search import hrnas
 
 SMALL = dict(stem=[4, 4], widths=[[4], [4, 8], [4, 8, 8]], blocks=[[1], [1, 1], [1, 1, 1]],
              head=[4, 8, 8], last=8, r=1, tokens=3, s=2, d=4, classes=3)  # fmt: skip

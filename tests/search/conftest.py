@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasc.training import load_checkpoint
+from nasc.search.training import load_checkpoint
 
 
 def _same_run(a: Path, b: Path) -> None:

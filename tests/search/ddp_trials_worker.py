@@ -12,8 +12,8 @@ from pathlib import Path
 from nasc.backends.torch.supernet import Supernet
 from tinydata import tiny
 
-from nasc import distributed
-from nasc.search import search, train_architecture
+from nasc.search import distributed
+from nasc.search.run import search, train_architecture
 
 SMALL = {"C": 4, "N": 1}
 RANDOM = {"method": "random", "trials": 3, "trial_epochs": 1}

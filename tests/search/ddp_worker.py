@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import nasc
-from nasc import distributed
-from nasc.training import loss_fn
+from nasc.search import distributed
+from nasc.search.training import loss_fn
 
 SEED = 7
 STEPS = 3
@@ -43,7 +43,7 @@ def train(method: str, ctx: distributed.Context, *, emulate: int = 1, seed: int 
     """A few search steps on a tiny NAS-Bench-201 supernet: an architecture step on a trainB
     batch (not for SPOS; ``darts-2nd``: DARTS' second order), then a weight step on a trainA
     batch, gradients averaged over ranks."""
-    from nasc.strategies import unrolled_arch_gradient
+    from nasc.search.strategies import unrolled_arch_gradient
 
     base, second = method.removesuffix("-2nd"), method.endswith("-2nd")
     torch.manual_seed(ctx.rank if emulate == 1 else 0)  # ranks start apart: the broadcast joins

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nasc.data import BACKGROUND, _digit_split, as_splits, digit_scenes, load_data
+from nasc.search.data import BACKGROUND, _digit_split, as_splits, digit_scenes, load_data
 
 HERE = Path(__file__).parent
 
@@ -103,8 +103,8 @@ def test_module_function_data(monkeypatch):
 
 
 def test_search_takes_a_dataset_from_python(one_thread):
-    from nasc.data import digits
-    from nasc.search import search
+    from nasc.search.data import digits
+    from nasc.search.run import search
 
     d = digits(0)
     ds = TensorDataset(torch.cat([d.train_a[0][:80], d.test[0][:40]]),

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from nasc import distributed
-from nasc.data import Splits
-from nasc.training import order
+from nasc.search import distributed
+from nasc.search.data import Splits
+from nasc.search.training import order
 
 HERE = Path(__file__).parent
 #: relax mode (first and second order); uniform and binary-gate sampling

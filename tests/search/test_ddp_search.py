@@ -9,8 +9,8 @@ import sys
 import torch
 
 import nasc
-from nasc.search import build_supernet, search_space
-from nasc.training import load_checkpoint
+from nasc.search.run import build_supernet, search_space
+from nasc.search.training import load_checkpoint
 
 
 def test_torchrun_runs_the_distributed_search(tmp_path):

@@ -9,7 +9,7 @@ import torch
 from test_ddp import HERE, torchrun
 from tinydata import tiny
 
-from nasc.search import search
+from nasc.search.run import search
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 

@@ -9,7 +9,7 @@ from nasc.dsl.diagnostics import NasError
 from tinydata import tiny
 
 import nasc
-from nasc.search import search, train_architecture
+from nasc.search.run import search, train_architecture
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 SMALL = {"C": 4, "N": 1}

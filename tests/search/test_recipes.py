@@ -1,4 +1,4 @@
-"""Each paper's recipe (nasc.recipes): its pieces against the papers' equations, and one tiny
+"""Each paper's recipe (nasc.search.recipes): its pieces against the papers' equations, and one tiny
 search per method on its stdlib space, end to end."""
 
 import json
@@ -11,7 +11,7 @@ from nasc.ir.nodes import InputMixture
 from nasc.ir.passes.sample import draw
 
 import nasc
-from nasc import hrnas, recipes
+from nasc.search import hrnas, recipes
 
 #: Tiny versions of the stdlib spaces (8x8 digits; 64x64 digit scenes).
 PROXYLESS = dict(classes=10, stem=8, first=8, stages=[[8, 2, 1], [16, 2, 2]], last=16)
@@ -171,7 +171,7 @@ def test_recipe_defaults_and_overrides(tmp_path):
 
 
 def test_a_latency_table_gives_the_cost(tmp_path):
-    from nasc.profile import profile
+    from nasc.search.profile import profile
 
     space = nasc.load("densenas", **DENSENAS)
     lut = tmp_path / "lut.json"
@@ -282,7 +282,7 @@ def test_darts_retraining_adds_the_auxiliary_loss_and_schedules_drop_path():
 
 # ---- each recipe end to end on its stdlib space ------------------------------------------------
 def _tiny_digits(rgb: bool = False):
-    from nasc.data import Splits, digits
+    from nasc.search.data import Splits, digits
 
     d = digits(0)
 
@@ -295,7 +295,7 @@ def _tiny_digits(rgb: bool = False):
 
 
 def _tiny_scenes():
-    from nasc.data import digit_scenes
+    from nasc.search.data import digit_scenes
 
     return digit_scenes(0, sizes=(16, 16, 8))
 
@@ -315,7 +315,7 @@ def test_each_recipe_searches_derives_and_retrains_its_space(space, method, data
                                                              settings, tmp_path,
                                                              foreign_default_device):
     from nasc.cli import main
-    from nasc.search import search
+    from nasc.search.run import search
 
     out = tmp_path / "run"
     splits = data()
@@ -360,15 +360,15 @@ class _Crash(Exception):
 def test_an_hrnas_run_resumes_across_a_shrink(tmp_path, monkeypatch):
     """The checkpoint after a shrink holds the smaller supernet: a resumed run rebuilds it from
     the recorded kept counts and continues to the uninterrupted result."""
-    import nasc.training
-    from nasc.search import search
-    from nasc.training import load_checkpoint
+    import nasc.search.training
+    from nasc.search.run import search
+    from nasc.search.training import load_checkpoint
 
     kw = dict(method="hrnas", data=_tiny_scenes(), epochs=2, retrain_epochs=1, batch=8,
               progress=False, space_params=HRNAS_RUN, retrain_params=HRNAS_RUN, prune_every=1,
               cost_weight=1e-3)
     full = search("hrnas", out=tmp_path / "full", **kw)
-    real = nasc.training.Writer.checkpoint
+    real = nasc.search.training.Writer.checkpoint
     count = {"n": 0}
 
     def checkpoint(self, state, name="checkpoint.pt"):  # die at the second epoch's checkpoint
@@ -378,7 +378,7 @@ def test_an_hrnas_run_resumes_across_a_shrink(tmp_path, monkeypatch):
         real(self, state, name)
 
     with monkeypatch.context() as m:
-        m.setattr(nasc.training.Writer, "checkpoint", checkpoint)
+        m.setattr(nasc.search.training.Writer, "checkpoint", checkpoint)
         with pytest.raises(_Crash):
             search("hrnas", out=tmp_path / "cut", **kw)
     state = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["state"]
@@ -398,8 +398,8 @@ def test_the_command_line_takes_a_latency_table_and_the_recipe_settings(tmp_path
     from pathlib import Path
 
     from nasc.cli import main
-    from nasc.profile import profile
-    from nasc.search import DEFAULTS
+    from nasc.search.profile import profile
+    from nasc.search.run import DEFAULTS
 
     sizes = DEFAULTS["digits"]["spaces"]["densenas"]["search"]
     lut = tmp_path / "lut.json"
@@ -418,7 +418,7 @@ def test_the_command_line_takes_a_latency_table_and_the_recipe_settings(tmp_path
 
 
 def test_a_space_with_a_fixed_input_is_checked_against_the_data(tmp_path):
-    from nasc.search import _common
+    from nasc.search.run import _common
 
     path = tmp_path / "fixed.nas"
     path.write_text("import nn\n\nspace fixed(classes: int = 10) {\n    input x: image(3)\n"
@@ -432,8 +432,8 @@ def test_a_space_with_a_fixed_input_is_checked_against_the_data(tmp_path):
 
 def test_nasc_train_retrains_darts_with_its_auxiliary_head_and_drop_path(tmp_path):
     """DARTS' evaluation network on 32x32 images (its auxiliary head reads 8x8 maps)."""
-    from nasc.data import Splits
-    from nasc.search import train_architecture
+    from nasc.search.data import Splits
+    from nasc.search.run import train_architecture
 
     d = _tiny_digits()
     up = lambda p: (p[0].repeat_interleave(4, 2).repeat_interleave(4, 3), p[1])  # noqa: E731

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from nasc.training import load_checkpoint
+from nasc.search.training import load_checkpoint
 
 TINY = str(Path(__file__).with_name("tinydata.py")) + ":tiny"
 CACHED = str(Path(__file__).with_name("tinydata.py")) + ":cached"

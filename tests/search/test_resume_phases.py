@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import nasc.training
-from nasc.search import search
-from nasc.training import load_checkpoint
+import nasc.search.training
+from nasc.search.run import search
+from nasc.search.training import load_checkpoint
 
 TINY = str(Path(__file__).with_name("tinydata.py")) + ":tiny"
 SMALL = {"C": 4, "N": 1}
@@ -22,7 +22,7 @@ class _Crash(Exception):
 
 def _interrupt_after(monkeypatch, n: int) -> None:
     """Let ``n`` checkpoints be written, then fail as if the process died at the next one."""
-    real = nasc.training.Writer.checkpoint
+    real = nasc.search.training.Writer.checkpoint
     count = {"n": 0}
 
     def checkpoint(self, state, name="checkpoint.pt"):
@@ -31,7 +31,7 @@ def _interrupt_after(monkeypatch, n: int) -> None:
         count["n"] += 1
         real(self, state, name)
 
-    monkeypatch.setattr(nasc.training.Writer, "checkpoint", checkpoint)
+    monkeypatch.setattr(nasc.search.training.Writer, "checkpoint", checkpoint)
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import nasc
-import nasc.pictures
+import nasc.search.pictures
 from nasc.cli import main
-from nasc.training import accuracy, loss_fn
+from nasc.search.training import accuracy, loss_fn
 
 TINY = str(Path(__file__).with_name("tinydata.py")) + ":tiny"
 ARGS = ["--data", TINY, "--epochs", "2", "--retrain-epochs", "1", "--batch", "16",
@@ -75,11 +75,11 @@ def test_train_an_architecture_from_a_run_or_a_file(run_dir, tmp_path, capsys, o
 def test_pictures_without_matplotlib_are_skipped_with_a_note(run_dir, tmp_path, monkeypatch):
     from nasc.ir.dot import to_dot  # noqa: F401 - the DOT picture needs nothing
 
-    from nasc.pictures import write_pictures
-    from nasc.training import Writer
+    from nasc.search.pictures import write_pictures
+    from nasc.search.training import Writer
 
-    monkeypatch.setattr(nasc.pictures, "have_matplotlib", lambda: False)
-    monkeypatch.setattr(nasc.pictures.shutil, "which", lambda name: None)
+    monkeypatch.setattr(nasc.search.pictures, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(nasc.search.pictures.shutil, "which", lambda name: None)
     space = nasc.load(str(run_dir / "derived.nas"))
     notes = write_pictures(Writer(tmp_path), [], space.graph, "t")
     assert (tmp_path / "derived.dot").is_file()

@@ -6,7 +6,7 @@ import pytest
 
 import nasc
 from nasc.cli import main
-from nasc.search import search
+from nasc.search.run import search
 
 
 def test_a_short_search_writes_every_output(tmp_path):

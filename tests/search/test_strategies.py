@@ -13,9 +13,9 @@ import torch
 from torch.func import functional_call
 
 import nasc
-from nasc.multitrial import run_trials
-from nasc.search import search
-from nasc.strategies import (
+from nasc.search.multitrial import run_trials
+from nasc.search.run import search
+from nasc.search.strategies import (
     crossover,
     evolve,
     hessian_vector_product,
@@ -188,7 +188,7 @@ def test_spos_search_scores_sub_architectures_with_inherited_weights(one_thread)
 
 @pytest.mark.parametrize("method", ["random", "evolution"])
 def test_multi_trial_baselines(method, one_thread):
-    from nasc.data import load_data
+    from nasc.search.data import load_data
 
     sp = nasc.load("nas_bench_201", **SMALL, in_channels=1)
     found = run_trials(method, sp, load_data(TINY), trials=4, epochs=1, batch=32, seed=0,

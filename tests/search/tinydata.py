@@ -1,6 +1,6 @@
 """A tiny subsample of the digits, for fast search tests (also loaded as ``file.py:tiny``)."""
 
-from nasc.data import Splits, digits
+from nasc.search.data import Splits, digits
 
 
 def tiny(seed: int = 0, n: int = 96) -> Splits:

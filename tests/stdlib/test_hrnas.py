@@ -14,7 +14,7 @@ from nasc.ir.nodes import Merge, Op, ValueChoice
 from nasc.ir.types import TensorType
 
 import nasc
-from nasc import hrnas
+from nasc.search import hrnas
 
 #: A 64x64 version of the space: the paper's five modules (1, 2, 3, 4, 4 branches), tiny widths.
 TINY = dict(stem=[4, 4], widths=[[4], [4, 8], [4, 8, 8], [4, 8, 8, 8], [4, 8, 8, 8]],

@@ -25,9 +25,9 @@ asks it, per epoch and per step, what the paper does differently from first-orde
   5 → 0.5 exponentially here), partial channels 1/4 and BFS decoding (the compiled supernet's).
 * **HR-NAS** (Ding et al., CVPR 2021, §3.3, §4.1): one-level training of weights and importance
   factors with the resource-aware L1 of eq. 7 added to the task loss (:func:`hrnas.
-  resource_penalty <nasc.hrnas.resource_penalty>`); every ``prune_every`` epochs (paper: 5) the
-  units with ``|alpha| <= eps`` are removed (:func:`nasc.hrnas.shrink`) and the BN statistics
-  re-calibrated (:func:`shrink_step`); the architecture is :func:`nasc.hrnas.derive`'s.
+  resource_penalty <nasc.search.hrnas.resource_penalty>`); every ``prune_every`` epochs (paper: 5) the
+  units with ``|alpha| <= eps`` are removed (:func:`nasc.search.hrnas.shrink`) and the BN statistics
+  re-calibrated (:func:`shrink_step`); the architecture is :func:`nasc.search.hrnas.derive`'s.
 * **DARTS evaluation** (Liu et al., ICLR 2019, §3.2; ``cnn/train.py``): when retraining, drop
   path grows linearly to the space's ``drop_path`` (``set_drop_path(model, epoch / epochs)``)
   and an auxiliary head's loss is added with weight 0.4 (:func:`retrain_loss`).
@@ -50,8 +50,8 @@ from torch import nn
 
 from nasc.dsl.diagnostics import NasError
 from nasc.ir.passes.sample import rebalance
-from nasc.strategies import recalibrate_bn, temperature
-from nasc.training import loss_fn, match
+from nasc.search.strategies import recalibrate_bn, temperature
+from nasc.search.training import loss_fn, match
 
 #: Recipe settings (``None``: the method's default from :data:`DEFAULTS`).
 SETTINGS: dict[str, Any] = {
@@ -244,7 +244,7 @@ def weight_penalty(net: Any, rec: Recipe) -> torch.Tensor | None:
     """HR-NAS eq. 7's ``lambda * sum_i Delta_i |alpha_i|`` for the weight step (else None)."""
     if rec.cost != "hrnas" or rec.cost_weight == 0:
         return None
-    from nasc.hrnas import resource_penalty
+    from nasc.search.hrnas import resource_penalty
 
     return rec.cost_weight * resource_penalty(net, kind="macs", input_size=rec.input_size)
 
@@ -298,7 +298,7 @@ def shrink_step(net: Any, calibration: Sequence[torch.Tensor]) -> tuple[Any, dic
     """One HR-NAS shrink (§3.3): a smaller supernet without the units whose factor is at most
     ``eps`` (their weights sliced away), its BN statistics re-calibrated on ``calibration``
     batches. Returns it and the kept count per unit label (to rebuild it on resume)."""
-    from nasc.hrnas import derive, shrink
+    from nasc.search.hrnas import derive, shrink
 
     kept = derive(net)
     new = shrink(net)
@@ -309,7 +309,7 @@ def shrink_step(net: Any, calibration: Sequence[torch.Tensor]) -> tuple[Any, dic
 def replay_shrinks(net: Any, history: Sequence[Mapping[str, int]]) -> Any:
     """The supernet ``net`` becomes after the shrinks of ``history`` (kept counts per label,
     as :func:`shrink_step` returned them), without weights: a resumed run loads them."""
-    from nasc.hrnas import rebuilt
+    from nasc.search.hrnas import rebuilt
     from nasc.ir.passes.shrink import shrink as shrink_graph
 
     for kept in history:

@@ -21,10 +21,10 @@ import torch
 
 import nasc
 from nasc.architecture import Architecture
-from nasc.data import Splits
-from nasc.distributed import SINGLE_PROCESS, Context
-from nasc.strategies import mutate
-from nasc.training import accuracy, batches_per_epoch, epochs_of, loss_fn
+from nasc.search.data import Splits
+from nasc.search.distributed import SINGLE_PROCESS, Context
+from nasc.search.strategies import mutate
+from nasc.search.training import accuracy, batches_per_epoch, epochs_of, loss_fn
 
 METHODS = ("random", "evolution")
 

@@ -64,7 +64,7 @@ def unrolled_arch_gradient(net: Any, loss: Loss, train: Batch, valid: Batch, xi:
 
     ``mean(tensors)``, when given, averages a list of tensors in place over the processes of a
     distributed run; it is applied to the virtual step's weight gradient, to ``∇_{w'} L_val``
-    and to the result (see :meth:`nasc.distributed.Context.unrolled_arch_gradient`).
+    and to the result (see :meth:`nasc.search.distributed.Context.unrolled_arch_gradient`).
     """
     weights = list(net.weight_parameters())
     alphas = list(net.arch_parameters())
@@ -197,7 +197,7 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
     ``state`` (as passed to ``on_generation`` after each generation) resumes a search; it holds
     the generation, every scored architecture, the population and the generator's state.
     ``spread(fn, n)`` computes ``[fn(0), ..., fn(n - 1)]`` (the new members of a generation),
-    e.g. split across processes (:meth:`nasc.distributed.Context.spread`); by default in turn.
+    e.g. split across processes (:meth:`nasc.search.distributed.Context.spread`); by default in turn.
     """
     if state is None:
         state = {"generation": 0, "scores": {}, "population": [], "rng": None}

@@ -173,7 +173,7 @@ class Context:
                                   shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def place(self, splits: Any) -> Any:
-        """``splits`` (an attrs record such as :class:`nasc.data.Splits`) with its tensor pairs
+        """``splits`` (an attrs record such as :class:`nasc.search.data.Splits`) with its tensor pairs
         on this rank's device (the same object when they are there already)."""
         pairs = [getattr(splits, f.name) for f in attrs.fields(type(splits)) if f.init]
         if all(t.device == self.device for v in pairs if isinstance(v, tuple)
@@ -251,9 +251,9 @@ class Context:
         same everywhere), ``∇_{w'} L_val`` (the direction of the finite difference, so its
         ``ε`` is the same everywhere), and the result (each rank's ``∇_α`` terms are linear
         in its shard's loss). With one process this is
-        :func:`nasc.strategies.unrolled_arch_gradient`.
+        :func:`nasc.search.strategies.unrolled_arch_gradient`.
         """
-        from nasc.strategies import unrolled_arch_gradient
+        from nasc.search.strategies import unrolled_arch_gradient
 
         def mean(tensors: list[torch.Tensor]) -> None:
             self._reduce(tensors, average=True)

@@ -4,17 +4,17 @@ The gradient methods follow DARTS' bilevel scheme: architecture parameters step 
 ``train_b``, weights on a batch of ``train_a`` (DARTS §2.3; DCNAS §3.4 trainA/trainB), the
 architecture gradient first order (``∇_α L_val(w, α)``) or second order (DARTS eq. 7-8,
 ``order=2``). GDAS and SNAS anneal their Gumbel temperature per epoch
-(:data:`nasc.strategies.TEMPERATURES`); sampling methods draw their paths per step from the
+(:data:`nasc.search.strategies.TEMPERATURES`); sampling methods draw their paths per step from the
 run's seed. SPOS trains its supernet with uniform single paths and then runs an evolutionary
 search over sub-architectures scored with inherited weights. ``random`` and ``evolution`` are
-multi-trial baselines (:mod:`nasc.multitrial`). The derived architecture is retrained from
+multi-trial baselines (:mod:`nasc.search.multitrial`). The derived architecture is retrained from
 scratch on both training halves and evaluated on the held-out test split.
 
 A run directory is checkpointed atomically (``checkpoint.pt``) every epoch and every
 ``checkpoint_every`` steps, with everything a step depends on: supernet or network weights,
 optimisers, schedulers, the random states (torch, Python, NumPy), the phase, epoch, batch and
 step, and the metrics so far. ``resume=True`` continues from it to exactly the result of an
-uninterrupted run with the same settings. Every file goes through one :class:`~nasc.training.
+uninterrupted run with the same settings. Every file goes through one :class:`~nasc.search.training.
 Writer` and the training step is one function, :func:`train_step`.
 """
 
@@ -32,16 +32,16 @@ import attrs
 import torch
 
 import nasc
-from nasc import distributed, recipes
-from nasc.data import Splits, as_splits, load_data
+from nasc.search import distributed, recipes
+from nasc.search.data import Splits, as_splits, load_data
 from nasc.dsl.diagnostics import NasError
-from nasc.strategies import (
+from nasc.search.strategies import (
     TEMPERATURES,
     evolve,
     recalibrate_bn,
     temperature,
 )
-from nasc.training import (
+from nasc.search.training import (
     Cycler,
     Writer,
     accuracy,
@@ -107,7 +107,7 @@ SETTINGS: dict[str, Any] = {
     # also run random search at the same budget (trials x trial_epochs = search epochs of
     # trainA), retrain its best the same way and report it next to the method
     "compare_random": False,
-    # each paper's recipe (nasc.recipes): cost weight and table, warm-up, temperatures, ...
+    # each paper's recipe (nasc.search.recipes): cost weight and table, warm-up, temperatures, ...
     **recipes.SETTINGS,
 }
 
@@ -289,7 +289,7 @@ def fit(model: torch.nn.Module, splits: Splits, *, epochs: int, batch: int, seed
 
     DARTS' evaluation details: drop paths grow to their space's probability over the epochs,
     and with several outputs (``main``: the index of ``logits``) the auxiliary outputs' loss is
-    added with ``auxiliary_weight`` (:func:`nasc.recipes.retrain_loss`).
+    added with ``auxiliary_weight`` (:func:`nasc.search.recipes.retrain_loss`).
 
     ``state`` holds the position (epoch, batch), the running losses and, once started, the
     optimiser and scheduler; ``save()`` checkpoints it (every epoch and every ``every`` steps).
@@ -439,7 +439,7 @@ def search(
 ) -> SearchResult:
     """Search ``space`` with ``method`` on ``data``; retrain and evaluate the derived network.
 
-    ``data`` is a built-in name, ``module:function``, or any data :func:`nasc.data.as_splits`
+    ``data`` is a built-in name, ``module:function``, or any data :func:`nasc.search.data.as_splits`
     accepts (torch ``Dataset``/``DataLoader`` objects included). ``resume=True`` continues the
     run in ``out`` (the other arguments must match the interrupted run's). ``space_params``
     set parameters of the search network's space, ``retrain_params`` of the retrained one's
@@ -456,7 +456,7 @@ def search(
                   seed=seed, batch=batch, space_params=space_params,
                   retrain_params=retrain_params, order=order,
                   checkpoint_every=checkpoint_every, settings=settings)
-    # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.distributed
+    # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.search.distributed
     ctx = distributed.init(device or "cpu", keep=True)
     splits = ctx.place(splits)
     writer = Writer(out, is_main=is_main and ctx.is_main)
@@ -679,7 +679,7 @@ class _Run:
         self.st["evolution_best_score"] = found["score"]
 
     def _trials(self) -> None:
-        from nasc.multitrial import run_trials
+        from nasc.search.multitrial import run_trials
 
         cfg, s = self.cfg, self.cfg["settings"]
         per = batches_per_epoch(len(self.splits.train_a[1]), cfg["batch"])
@@ -723,7 +723,7 @@ class _Run:
         """Random search at the method's budget: as many trainA epochs over all its trials as
         the search trained the supernet for; its best retrained like the method's result. (Not
         checkpointed inside: a resumed run repeats it, to the same numbers.)"""
-        from nasc.multitrial import run_trials
+        from nasc.search.multitrial import run_trials
 
         cfg, s = self.cfg, self.cfg["settings"]
         trial_epochs = min(s["trial_epochs"], max(cfg["epochs"], 1))
@@ -798,7 +798,7 @@ class _Run:
         return report
 
     def _write_outputs(self) -> None:
-        from nasc.pictures import write_pictures
+        from nasc.search.pictures import write_pictures
 
         cfg, st = self.cfg, self.st
         rs = retrain_space(cfg)
@@ -819,7 +819,7 @@ class _Run:
 def _derive(net: Any) -> dict[str, Any]:
     """The supernet's architecture: HR-NAS' kept unit counts, else its recipe's derivation."""
     if getattr(net, "method", None) == "hrnas":
-        from nasc.hrnas import derive
+        from nasc.search.hrnas import derive
 
         return derive(net)
     return net.derive()

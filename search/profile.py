@@ -11,7 +11,7 @@ images). Calls with the same op, parameters and shapes are measured once. The re
 ``expected_cost`` or ``Supernet.expected_cost`` with the kind ``"latency"``.
 
 >>> import nasc
->>> from nasc.profile import profile
+>>> from nasc.search.profile import profile
 >>> space = nasc.parse('''
 ... import nn
 ... space tiny() {

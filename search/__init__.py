@@ -1,0 +1,21 @@
+"""The search engine: everything about running a search on data.
+
+``nasc.search.search(space, method=..., data=...)`` runs a paper's recipe end to end (search,
+derive, retrain, report); :func:`derive_run` re-derives a run directory's architecture and
+:func:`train_architecture` trains a given architecture from scratch. The modules:
+
+- :mod:`nasc.search.run`: the run loop, its checkpoints and the report;
+- :mod:`nasc.search.recipes`: each method's search-loop settings;
+- :mod:`nasc.search.strategies`: temperatures, second-order DARTS, evolution, BN recalibration;
+- :mod:`nasc.search.multitrial`: the multi-trial baselines (``random``, ``evolution``);
+- :mod:`nasc.search.training`: losses, metrics, the run-directory writer, RNG state;
+- :mod:`nasc.search.data`: the built-in data sets and the user's data as splits;
+- :mod:`nasc.search.distributed`: data-parallel runs under ``torchrun``;
+- :mod:`nasc.search.hrnas`: HR-NAS' progressive shrinking;
+- :mod:`nasc.search.profile`: latency tables (``nasc profile``);
+- :mod:`nasc.search.pictures`: a run's pictures.
+"""
+
+from nasc.search.run import SearchResult, derive_run, search, train_architecture
+
+__all__ = ["SearchResult", "derive_run", "search", "train_architecture"]
