@@ -1,8 +1,13 @@
 """Errors for people: ``file.nas:12:7: error: message``, the source line and a caret.
 
-Two kinds of error share one base. :class:`NasError` means the user's ``.nas`` (or a parameter
-given to it) is wrong: syntax, names, types, bounds exceeded. :class:`InternalError` means nasc
-itself is wrong. The command line prints the first kind and exits with status 1.
+Errors are classified by whose fault they are, under one base :class:`NascError`:
+:class:`NasError` means the user's input is wrong (their ``.nas``, a parameter, an argument, an
+architecture or data file: syntax, names, types, bounds exceeded); :class:`UserCodeError` means the
+user's own Python failed (their data function, their op implementations), shown as theirs;
+:class:`InternalError` means nasc itself is wrong. Problems of the environment (disk,
+permissions, memory) arrive as ``OSError``/``MemoryError`` and are reported as such. The command
+line prints the first two kinds (and the environment's) in one clear line and exits with status 1;
+only nasc's own bugs exit with 2.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ class InternalError(NascError):
     """A bug in nasc, not in the user's input."""
 
 
+class UserCodeError(NascError):
+    """An exception raised inside the user's own Python code (``what`` names it, e.g. "your data
+    function 'mymod:load'"); the original exception is the ``__cause__`` and its traceback is
+    shown as the user's, not as a bug in nasc."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        super().__init__(f"{what} raised {type(error).__name__}: {error}")
+        self.what = what
+        self.error = error
+
+
 @attrs.frozen
 class Note:
     loc: SourceLoc | None
@@ -30,7 +46,8 @@ class Note:
 
 
 class NasError(NascError):
-    """The ``.nas`` input is wrong. ``str()`` renders the full diagnostic."""
+    """The user's input is wrong (a ``.nas`` file, a parameter, an argument, a data or
+    architecture file). ``str()`` renders the full diagnostic, located where a location is known."""
 
     def __init__(
         self,
