@@ -12,7 +12,8 @@ Rules:
 4. Labels are consistent: every node with one label has the same choice kind and options
    (relaxed nodes included: a mixture needs one computed option per input, at least one).
 5. Every symbol used in a type or parameter names a value choice of the graph.
-6. Guards mention only labels of the graph, with values among their options.
+6. Guards mention only labels of the graph, with tests that fit each label's kind and values
+   among its options.
 7. A node exists only where its inputs exist: its guard implies each input's guard (for a
    choice, its guard and the option's own condition imply the option input's guard).
 """
@@ -100,12 +101,29 @@ def _check_node(g: Graph, rec: Node, labels: dict[str, Node], domains: dict[str,
         for lab in labels_of(value):
             if not isinstance(labels.get(lab), ValueChoice):
                 _fail(g, rec, f"symbol {lab!r} names no value choice")
-    for lab in rec.guard.labels():
-        if lab not in labels:
-            _fail(g, rec, f"guard mentions unknown label {lab!r}")
+    for term in rec.guard.terms:
+        for atom in term:
+            if atom.label not in labels:
+                _fail(g, rec, f"guard mentions unknown label {atom.label!r}")
+            if not _in_domain(atom, labels[atom.label]):
+                _fail(g, rec, f"guard atom {atom} has a value outside the options of "
+                              f"{atom.label!r} {tuple(labels[atom.label].options)}",
+                      labels[atom.label])
     for i, slot_guard in _input_conditions(g, rec, ins):
         if not _implies(slot_guard, g[i].guard):
             _fail(g, rec, f"exists when {slot_guard} but its input %{i} only when {g[i].guard}")
+
+
+def _in_domain(atom: Atom, choice: Node) -> bool:
+    """Rule 6: an atom's test and value fit its decision (``eq``: one of the options; ``has``: an
+    input index of an input choice; ``ge``: a depth within a repeat choice's range)."""
+    options = tuple(choice.options)
+    kind = choice_kind(choice)
+    if atom.test == "has":
+        return kind == "input" and atom.value in options
+    if atom.test == "ge":
+        return kind == "repeat" and min(options) <= atom.value <= max(options)
+    return kind != "input" and atom.value in options
 
 
 def _check_concat(g: Graph, rec: Merge, types: list[Any], domains: dict[str, Any]) -> None:

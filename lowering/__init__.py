@@ -1,1 +1,2 @@
-"""Lowering from the IR to backends (torch.fx); filled in by the backend issue."""
+"""Lowering from the IR to torch.fx (:mod:`nasc.lowering.fx`): a resolved graph becomes a
+``GraphModule`` whose nodes call the backend's op modules."""

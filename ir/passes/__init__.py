@@ -1,8 +1,8 @@
 """IR passes: pure functions ``Graph -> Graph`` and the manager that composes them.
 
-Each pass is registered with what it requires and what it provides, so a pipeline can be
-checked before it runs; with ``verify_each=True`` (as in the tests) the IR verifier runs after
-every pass.
+Each pass is registered with what it requires, provides and removes; :class:`PassManager` checks
+a whole pipeline against the input graph before the first pass runs (``PassManager.check``), and
+with ``verify_each=True`` (as in the tests) the IR verifier runs after every pass.
 """
 
 from nasc.ir.passes.align import insert_alignment

@@ -73,7 +73,10 @@ def properties(g: Graph) -> set[str]:
 
 
 class PassManager:
-    """Runs passes in order, checking each one's requirements first."""
+    """Runs passes in order. Before the first pass runs, the whole pipeline is checked against
+    the input graph's :func:`properties`, each pass's ``provides`` and ``removes`` carried
+    forward (a pipeline that cannot apply fails before any work); each pass's requirements are
+    checked again on the real graph it receives."""
 
     def __init__(self, passes: Sequence[Pass | str], *, verify_each: bool = False) -> None:
         self.passes = [registered(p) if isinstance(p, str) else p for p in passes]
@@ -82,7 +85,20 @@ class PassManager:
     def names(self) -> list[str]:
         return [p.name for p in self.passes]
 
+    def check(self, have: set[str]) -> None:
+        """Raise :class:`PassError` naming the first pass whose requirements the pipeline does
+        not meet, starting from a graph with properties ``have``."""
+        have = set(have)
+        for i, p in enumerate(self.passes):
+            missing = p.requires - have
+            if missing:
+                after = f" after {', '.join(self.names()[:i])}" if i else ""
+                raise PassError(f"pass {p.name!r} needs a graph that is {sorted(missing)}, "
+                                f"which the pipeline does not give it{after}")
+            have = (have - p.removes) | p.provides
+
     def run(self, g: Graph) -> Graph:
+        self.check(properties(g))
         with gc_paused():  # (passes copy whole graphs: see nasc.ir.gcpause)
             for p in self.passes:
                 have = properties(g)

@@ -31,6 +31,13 @@ def test_darts_evaluation_network_matches_network_cifar(name, published):
     assert out.shape == (2, 10)
 
 
+def test_darts_v2_at_search_size_matches_network_cifar():
+    """The expectation of tests/ir/test_cost.py::test_darts_v2_params_at_c16 (C=16, 8 cells)."""
+    arch = nasc.Architecture.load("darts_v2")
+    net = nasc.instantiate(nasc.load("darts", C=16, layers=8), arch)
+    assert n_params(net) == n_params(NetworkCIFAR(16, 10, 8, _genotype(arch))) == 246_106
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_nas_bench_201_matches_tiny_network(seed):
     space = nasc.load("nas_bench_201")

@@ -310,9 +310,9 @@ def test_ir_nodes_build_run_and_match_the_cost_model():
                 assert n_params(m) == ircost.DEFAULT[c.op].params(cc), (c.op, c.params, affine)
             else:
                 assert n_params(m) == 0  # the IR-internal ops
-        with torch.no_grad():
-            y = m(*(torch.randn(_shape(t, size)) for t in c.in_types))
-        assert tuple(y.shape) == _shape(c.out_type, size), (c.op, c.params, c.in_types)
+            with torch.no_grad():  # every module built runs, with and without affine BN
+                y = m(*(torch.randn(_shape(t, size)) for t in c.in_types))
+            assert tuple(y.shape) == _shape(c.out_type, size), (c.op, c.params, affine)
 
 
 class _Wrap1(nn.Module):  # torch.nn's own modules stay leaves, ours are traced through

@@ -316,6 +316,8 @@ def test_one_hot_on_darts(seed):
 
 
 def test_darts_v2_params_at_c16():
+    """246,106: quark0/darts ``NetworkCIFAR(16, 10, 8, False, DARTS_V2)`` (the search-size
+    network), counted from the authors' layers in tests/backends/test_exact.py."""
     space = nasc.load("darts", C=16, layers=8)
     resolved = space.resolve(darts_arch())
     assert cost(resolved.graph, "params") == 246_106

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from nasc.ir.derive import derive
 from nasc.ir.nodes import Align, InputChoice, InputMixture, Mixture, Op, OpChoice, ValueChoice
 from nasc.ir.passes import (
+    Pass,
     PassError,
     PassManager,
     cse,
@@ -243,3 +244,21 @@ def test_viterbi_follows_the_most_probable_path_not_the_locally_best_edge():
     local = derive(g, w)
     assert path == expected
     assert path["b2.in"] == (0,) and local["b2.in"] == (1,)  # the strong edge B1->B2 costs a hop
+
+
+def test_a_pipeline_is_checked_before_any_pass_runs():
+    """``sample`` needs a relaxed graph: a pipeline that samples an unrelaxed space fails up
+    front, naming the pass, before the earlier passes do any work; after ``relax`` it applies."""
+    ran = []
+
+    def spy(g):
+        ran.append("spy")
+        return g
+
+    spy_pass = Pass(name="spy", fn=spy)
+    space = nasc.load("nas_bench_201")
+    with pytest.raises(PassError, match=r"pass 'sample' needs a graph that is \['relaxed'\]"):
+        PassManager([spy_pass, registered("sample")]).run(space.graph)
+    assert ran == []
+    PassManager([spy_pass, registered("relax"), registered("sample")]).run(space.graph)
+    assert ran == ["spy"]
