@@ -409,6 +409,7 @@ class InvertedResidual(nn.Module):
         se: bool = False,
         act: str = "relu6",
         affine: bool = True,
+        se_divisor: int = 1,
     ) -> None:
         super().__init__()
         self.stride = stride
@@ -430,7 +431,7 @@ class InvertedResidual(nn.Module):
             )
         )
         if se:
-            layers.append(SqueezeExcitation(hidden_dim, se_channels(hidden_dim)))
+            layers.append(SqueezeExcitation(hidden_dim, se_channels(hidden_dim, se_divisor)))
         layers += [
             nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
             nn.BatchNorm2d(oup, affine=affine),
@@ -455,6 +456,7 @@ def _mbconv(call: OpCall) -> nn.Module:
         se=bool(_p(call, "se", False)),
         act=_p(call, "act", "relu6"),
         affine=call.affine,
+        se_divisor=_p(call, "se_divisor", 1),
     )
 
 

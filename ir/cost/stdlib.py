@@ -92,10 +92,24 @@ def _auxiliary_head_cifar(c: OpCall) -> list[Layer]:
     ]  # fmt: skip
 
 
-def se_channels(hidden: int) -> int:
-    """Squeeze width of the mbconv SE block: ``max(1, hidden // 4)`` (an assumption: SE with
-    reduction 4 on the expanded width, both 1x1 convs with bias, as in MnasNet/ProxylessNAS)."""
-    return max(1, hidden // 4)
+def make_divisible(v: float, divisor: int) -> int:
+    """The MobileNet rounding (tensorflow/models slim ``_make_divisible``, also OFA's
+    ``ofa.utils.make_divisible``): the nearest multiple of ``divisor``, at least ``divisor``,
+    never more than 10 % below ``v``.
+
+    >>> make_divisible(18, 8), make_divisible(30, 8), make_divisible(84, 8), make_divisible(18, 1)
+    (24, 32, 88, 18)
+    """
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def se_channels(hidden: int, divisor: int = 1) -> int:
+    """Squeeze width of the mbconv SE block: ``hidden // 4`` rounded by :func:`make_divisible` to
+    ``divisor`` (SE with reduction 4 on the expanded width, both 1x1 convs with bias). Divisor 1
+    (the default) is ``max(1, hidden // 4)`` as in MnasNet/ProxylessNAS; MobileNetV3 and OFA use 8
+    (``se_divisor=8`` on ``mbconv``)."""
+    return make_divisible(hidden // 4, divisor)
 
 
 def _mbconv(c: OpCall) -> list[Layer]:
@@ -108,7 +122,7 @@ def _mbconv(c: OpCall) -> list[Layer]:
         out += [Conv(ci, hidden, 1, c.hw_in), BN(hidden, aff)]
     out += [Conv(hidden, hidden, k, c.out_hw, groups=hidden), BN(hidden, aff)]
     if c.p("se", False):
-        r = se_channels(hidden)
+        r = se_channels(hidden, c.p("se_divisor", 1))
         out += [Conv(hidden, r, 1, (1, 1), bias=True), Conv(r, hidden, 1, (1, 1), bias=True)]
     return out + [Conv(hidden, co, 1, c.out_hw), BN(co, aff)]
 
