@@ -113,10 +113,26 @@ class Space:
         for d in dec.enumerate_all(self.specs):
             yield self._arch(d)
 
-    def sample(self, seed: int | random.Random = 0) -> Architecture:
-        """One architecture, each active decision drawn uniformly; the same seed, the same one."""
+    def sample(self, seed: int | random.Random = 0, *, budget: Any = None,
+               input_size: Any = (32, 32), table: Any = None) -> Architecture:
+        """One architecture, each active decision drawn uniformly; the same seed, the same one.
+
+        ``budget`` (``"macs=300M,params=5M"`` or ``{"macs": 300e6}``, see
+        :mod:`nasc.ir.budget`): draw until the network fits, its costs computed by the IR cost
+        models at ``input_size`` (with ``table``, e.g. a latency table, for kinds beyond
+        params/MACs/memory); a clear error when no draw fits."""
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-        return self._arch(dec.sample(self.specs, rng))
+        if budget is None:
+            return self._arch(dec.sample(self.specs, rng))
+        from nasc.ir.budget import Budget, BudgetError, sample_within
+        from nasc.ir.cost import DEFAULT
+
+        try:
+            decisions, _ = sample_within(self.graph, self.specs, Budget.parse(budget), rng,
+                                         input_size=input_size, table=table or DEFAULT)
+        except BudgetError as e:
+            raise NasError(f"space {self.name!r}: {e}") from None
+        return self._arch(decisions)
 
     def canonical(self, arch: Mapping[str, Any]) -> Architecture:
         """``arch`` checked against this space, restricted to its active labels."""
