@@ -24,10 +24,14 @@ adds (``nasc.ir.passes.relax.ZERO``).
 
 The serialisation is exact, not a fingerprint: it lists every node of the canonical graph with
 its op, parameters, output type and inputs (by position), in a canonical order. The order comes
-from two structural hashes per node (its expression below, and the uses above it); ties that
-remain are interchangeable twins (same inputs, same users: any order gives the same text) or are
-settled by individualisation and refinement (every candidate tried, the least text kept), as in
-canonical graph labelling. Only the final digest is a hash (SHA-256 of the text).
+from two structural hashes per node (its expression below, and its uses above); ties that
+remain are twins (same inputs, same users: any order gives the same text), and any other tie is
+broken by marking one member of the first tied class and hashing again (individualisation, as in
+canonical graph labelling). Equal texts always mean equal canonical graphs; that equal graphs
+give equal texts rests on tied nodes being interchangeable (an automorphism maps one to the
+other), which the brute force over NAS-Bench-201 and the random-network tests check. Only the
+final digest is a hash (SHA-256 of the text). An ``align`` node counts as parameterised (how it
+aligns is decided later, by ``insert_alignment``).
 
 >>> import nasc
 >>> space = nasc.load("nas_bench_201", N=1)
