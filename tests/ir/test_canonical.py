@@ -291,3 +291,50 @@ def test_nas_bench_201_networks_do_not_depend_on_node_order():
         want = Canonicaliser(g).form({}).text
         for _ in range(4 if arch is symmetric else 1):
             assert Canonicaliser(_shuffled(g, rng)).form({}).text == want
+
+
+# ---- the real networks (PyTorch), weights by canonical position -------------------------------
+def _torch_outputs(space, arch, x):
+    import torch
+
+    resolved = space.resolve(arch)
+    positions = resolved.canonical_form().positions
+    net = nasc.instantiate(space, arch).eval()
+    modules = {int(name.rsplit("_", 1)[1]): m for name, m in net.named_children()
+               if name.rsplit("_", 1)[-1].isdigit()}
+    for nid, pos in positions.items():
+        gen = torch.Generator().manual_seed(pos)
+        for m in modules[nid].modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                for p in m.parameters(recurse=False):
+                    p.data = torch.randn(p.shape, generator=gen) * 0.5
+    with torch.no_grad():
+        return net(x)
+
+
+def test_nas_bench_201_networks_with_equal_hashes_compute_the_same_function():
+    import torch
+
+    space = nasc.load("nas_bench_201", N=1, C=4)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    strings = [  # two pairs of one network each (docs/unique.md), then random cells
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|skip_connect~2|",
+        "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|",
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+    ]
+    archs = [nasc.Architecture.from_nas_bench_201(s) for s in strings]
+    archs += [space.sample(seed) for seed in range(6)]
+    outs: dict[str, object] = {}
+    for arch in archs:
+        if "('zero'," in space.canonical_form(arch).text:
+            continue  # a zero cell: the classifier's bias alone, whatever the weights
+        h, out = space.canonical_hash(arch), _torch_outputs(space, arch, x)
+        if h in outs:
+            assert torch.allclose(outs[h], out, atol=1e-5)
+        else:
+            assert not any(torch.allclose(o, out, atol=1e-5) for o in outs.values())
+            outs[h] = out
+    assert len(outs) >= 4
+    assert space.canonical_hash(archs[0]) == space.canonical_hash(archs[1])
+    assert space.canonical_hash(archs[2]) == space.canonical_hash(archs[3])
