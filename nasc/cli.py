@@ -88,7 +88,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_count(args: argparse.Namespace) -> int:
     space = _load(args)
     if args.unique:
-        print(space.count(unique=True, limit=args.limit))
+        from nasc.space import MAX_UNIQUE
+
+        print(space.count(unique=True, limit=args.limit or MAX_UNIQUE))
     else:
         print(space.count())
     return 0
@@ -317,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = space_cmd("count", "print the exact number of architectures")
     sc.add_argument("--unique", action="store_true",
                     help="count distinct networks instead (docs/unique.md), by enumeration")
-    sc.add_argument("--limit", type=int, default=200_000, metavar="N",
+    sc.add_argument("--limit", type=int, metavar="N",
                     help="with --unique: refuse spaces of more than N architectures "
                          "(default 200,000)")
     sc.set_defaults(fn=cmd_count)
