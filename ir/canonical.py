@@ -186,21 +186,20 @@ class Canonicaliser:
         self.graph = g
         self.table = table
         self._steps = [(rec, tuple(g.inputs(rec.id))) for rec in g]
-        self._by_id = {rec.id: (rec, ins) for rec, ins in self._steps}
         self._index = {rec.id: i for i, (rec, _) in enumerate(self._steps)}
+        self._inputs = {rec.id: ins for rec, ins in self._steps}
         self._outputs = [rec.id for rec, _ in self._steps if isinstance(rec, Output)]
-        self._params = {  # op parameters that no value choice decides
-            rec.id: {k: _hashable(v) for k, v in rec.params}
-            for rec, _ in self._steps
-            if isinstance(rec, Op) and not labels_of(tuple(v for _, v in rec.params))
+        self._kind = {rec.id: _kind(rec) for rec, _ in self._steps}
+        self._slots = {  # op and repeat choices: decision -> the input it selects
+            rec.id: dict(zip(rec.options, ins))
+            for rec, ins in self._steps
+            if isinstance(rec, OpChoice | RepeatChoice)
         }
+        self._params: dict[int, tuple[dict, tuple]] = {}  # ops no value choice decides
         for rec, _ in self._steps:
-            if not isinstance(rec, Input | Output | Op | Merge | Align | OpChoice | InputChoice
-                              | RepeatChoice | ValueChoice):
-                raise CanonicalError(
-                    f"%{rec.id} is a {type(rec).__name__}: canonical forms are defined for "
-                    "spaces and choice-free graphs, not relaxed ones"
-                )
+            if isinstance(rec, Op) and not labels_of(tuple(v for _, v in rec.params)):
+                params = {k: _hashable(v) for k, v in rec.params}
+                self._params[rec.id] = (params, ("op", rec.op, tuple(sorted(params.items()))))
         self._free: dict[tuple, bool] = {}
 
     def hash(self, decisions: Mapping[str, Any]) -> str:
@@ -227,51 +226,55 @@ class Canonicaliser:
         """The source nodes the chosen network reads: from the outputs, through chosen slots."""
         need: set[int] = set()
         stack = list(self._outputs)
+        kind, inputs = self._kind, self._inputs
         while stack:
             n = stack.pop()
             if n in need:
                 continue
             need.add(n)
-            rec, ins = self._by_id[n]
-            if isinstance(rec, OpChoice | RepeatChoice):
-                stack.append(ins[rec.options.index(d[rec.label])])
-            elif isinstance(rec, InputChoice):
-                stack.extend(ins[j] for j in d[rec.label])
-            elif not (isinstance(rec, Op) and is_zero_op(rec.op)):
-                stack.extend(ins)
+            k = kind[n]
+            if k == "choose":
+                stack.append(self._slots[n][d[self.graph[n].label]])
+            elif k == "pick":
+                ins = inputs[n]
+                stack.extend(ins[j] for j in d[self.graph[n].label])
+            elif k != "zero":
+                stack.extend(inputs[n])
         return need
 
     def _build(self, d: Mapping[str, Any]) -> _Net:
         net = _Net()
         val: dict[int, int] = {}
+        kind, inputs = self._kind, self._inputs
         for step in sorted(self._index[n] for n in self._needed(d)):
-            rec, ins = self._steps[step]
-            if isinstance(rec, OpChoice | RepeatChoice):
-                val[rec.id] = val[ins[rec.options.index(d[rec.label])]]
+            rec = self._steps[step][0]
+            n, ins, k = rec.id, inputs[rec.id], kind[rec.id]
+            if k == "choose":
+                val[n] = val[self._slots[n][d[rec.label]]]
                 continue
             ty = _eval_type(rec.type, d)
-            if isinstance(rec, InputChoice):
-                val[rec.id] = net.merge(rec.merge, ty, [val[ins[j]] for j in d[rec.label]])
-            elif isinstance(rec, Merge):
-                val[rec.id] = net.merge(rec.mode, ty, [val[i] for i in ins])
-            elif isinstance(rec, Input):
-                val[rec.id] = net.node(("input", rec.name), (), ty, free=True)
-            elif isinstance(rec, Output):
-                val[rec.id] = net.node(("output", rec.name), (val[ins[0]],), ty, free=True)
-            elif isinstance(rec, Align):
-                val[rec.id] = self._op(net, rec, ("align", rec.policy), ty, [val[ins[0]]], {})
-            elif is_zero_op(rec.op):
-                val[rec.id] = net.zeros(ty)
-            else:
-                params = self._params.get(rec.id)
+            if k == "op":
+                params, label = self._params.get(n, (None, None))
                 if params is None:
-                    params = {k: _hashable(evaluate(v, d)) for k, v in rec.params}
+                    params = {p: _hashable(evaluate(v, d)) for p, v in rec.params}
+                    label = ("op", rec.op, tuple(sorted(params.items())))
                 args = [val[i] for i in ins]
                 if is_identity_op(rec.op, params, [net.types[a] for a in args], ty):
-                    val[rec.id] = args[0]
+                    val[n] = args[0]
                 else:
-                    label = ("op", rec.op, tuple(sorted(params.items())))
-                    val[rec.id] = self._op(net, rec, label, ty, args, params)
+                    val[n] = self._op(net, rec, label, ty, args, params)
+            elif k == "pick":
+                val[n] = net.merge(rec.merge, ty, [val[ins[j]] for j in d[rec.label]])
+            elif k == "merge":
+                val[n] = net.merge(rec.mode, ty, [val[i] for i in ins])
+            elif k == "zero":
+                val[n] = net.zeros(ty)
+            elif k == "input":
+                val[n] = net.node(("input", rec.name), (), ty, free=True)
+            elif k == "output":
+                val[n] = net.node(("output", rec.name), (val[ins[0]],), ty, free=True)
+            else:  # align
+                val[n] = self._op(net, rec, ("align", rec.policy), ty, [val[ins[0]]], {})
         return net
 
     def _op(self, net: _Net, rec: Op | Align, label: tuple, ty: TensorType, args: list[int],
@@ -294,6 +297,21 @@ class Canonicaliser:
             except (CostError, KeyError, TypeError, ValueError, ZeroDivisionError):
                 self._free[key] = False
         return self._free[key]
+
+
+def _kind(rec: Any) -> str:
+    if isinstance(rec, OpChoice | RepeatChoice):
+        return "choose"
+    if isinstance(rec, InputChoice):
+        return "pick"
+    if isinstance(rec, Op):
+        return "zero" if is_zero_op(rec.op) else "op"
+    if isinstance(rec, Merge | Input | Output | Align | ValueChoice):
+        return type(rec).__name__.lower()
+    raise CanonicalError(
+        f"%{rec.id} is a {type(rec).__name__}: canonical forms are defined for spaces and "
+        "choice-free graphs, not relaxed ones"
+    )
 
 
 def _eval_type(ty: TensorType, d: Mapping[str, Any]) -> TensorType:
