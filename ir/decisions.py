@@ -179,7 +179,8 @@ def canonical(specs: Mapping[str, LabelSpec], decisions: Mapping[str, Any]) -> d
 
 # ---- counting ------------------------------------------------------------------------------
 def count(specs: Mapping[str, LabelSpec]) -> int:
-    """The exact number of distinct architectures."""
+    """The exact number of architectures: assignments of a decision to every active label (the
+    papers' convention; distinct networks are ``nasc.ir.canonical``'s business)."""
     order(specs)
     guards = {lab: s.guard for lab, s in specs.items()}
     return _Counter(specs).count(guards)
@@ -294,7 +295,8 @@ def _components(guards: Mapping[str, Guard], ignore: str | None = None) -> list[
 
 # ---- enumerating and sampling --------------------------------------------------------------
 def enumerate_all(specs: Mapping[str, LabelSpec]) -> Iterator[dict[str, Any]]:
-    """Every architecture once, as a mapping of active labels to decisions."""
+    """Every architecture once, as a mapping of active labels to decisions: :func:`count`
+    of them, all different."""
     order(specs)
     yield from _enum({lab: s.guard for lab, s in specs.items()}, specs, {})
 

@@ -20,6 +20,22 @@ from nasc.dsl.elaborate import Limits
 from nasc.space import Choice, OpSpec, Space, declare_op, load, parse
 
 
+def canonical_hash(space: Space, arch=None) -> str:
+    """A hex digest equal for two architectures of ``space`` exactly when they select the same
+    network (docs/unique.md); ``arch`` may be left out for a resolved space.
+
+    >>> import nasc
+    >>> s = nasc.load("nas_bench_201", N=1)
+    >>> a = nasc.Architecture.from_nas_bench_201(
+    ...     "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|")
+    >>> b = nasc.Architecture.from_nas_bench_201(
+    ...     "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|")
+    >>> nasc.canonical_hash(s, a) == nasc.canonical_hash(s, b) == s.resolve(a).canonical_hash()
+    True
+    """
+    return space.canonical_hash(arch)
+
+
 # the search engine's modules live in nasc.search; their old names stay importable
 # (``import nasc.recipes``, ``nasc.hrnas.derive``) as the same module objects, imported lazily
 _MOVED = ("data", "distributed", "hrnas", "multitrial", "pictures", "profile", "recipes",
@@ -66,6 +82,7 @@ __all__ = [
     "NascError",
     "OpSpec",
     "Space",
+    "canonical_hash",
     "compile",
     "declare_op",
     "instantiate",

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 
+#: The operations of NAS-Bench-201 (its ``NAS_BENCH_201`` list), as the stdlib space names them.
+NAS_BENCH_201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
 def _canon(v: Any) -> Any:
     if isinstance(v, list | tuple):
         items = [_canon(x) for x in v]
@@ -106,6 +110,59 @@ class Architecture(Mapping[str, Any]):
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(indent=2) + "\n")
+
+    # ---- NAS-Bench-201 -------------------------------------------------------------------------
+    @classmethod
+    def from_nas_bench_201(cls, text: str, *, params: Mapping[str, Any] | None = None
+                           ) -> Architecture:
+        """An architecture of the ``nas_bench_201`` stdlib space from the benchmark's string
+        (Dong & Yang 2020; ``|op~i|`` per edge into node ``j``, nodes joined by ``+``).
+
+        >>> a = Architecture.from_nas_bench_201(
+        ...     "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
+        >>> a["2<-1"], a["3<-2"]
+        ('skip_connect', 'avg_pool_3x3')
+        >>> a.to_nas_bench_201()
+        '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|'
+        """
+        decisions: dict[str, str] = {}
+        nodes = text.strip().split("+") if isinstance(text, str) else []
+        for j, node in enumerate(nodes, start=1):
+            if not (node.startswith("|") and node.endswith("|") and len(node) > 2):
+                raise ValueError(f"not a NAS-Bench-201 architecture string: {text!r} "
+                                 f"(node {j} is {node!r}, expected |op~0|...|op~{j - 1}|)")
+            for edge in node[1:-1].split("|"):
+                op, tilde, src = edge.partition("~")
+                if not tilde or not src.isdigit() or op not in NAS_BENCH_201_OPS:
+                    raise ValueError(
+                        f"not a NAS-Bench-201 architecture string: {text!r} (edge {edge!r}; "
+                        f"an edge is op~input with op one of {', '.join(NAS_BENCH_201_OPS)})")
+                decisions[f"{j}<-{int(src)}"] = op
+            want = {f"{j}<-{i}" for i in range(j)}
+            got = {k for k in decisions if k.startswith(f"{j}<-")}
+            if got != want:
+                raise ValueError(f"not a NAS-Bench-201 architecture string: {text!r} (node {j} "
+                                 f"needs one edge from each of nodes 0..{j - 1})")
+        if not decisions:
+            raise ValueError(f"not a NAS-Bench-201 architecture string: {text!r}")
+        return cls(decisions, space="nas_bench_201", params=params)
+
+    def to_nas_bench_201(self) -> str:
+        """The NAS-Bench-201 string of an architecture of the ``nas_bench_201`` space (labels
+        ``j<-i``), to look it up in the benchmark's tables."""
+        nodes = 1 + max((int(k.split("<-")[0]) for k in self._d if "<-" in k), default=0)
+        want = {f"{j}<-{i}" for j in range(1, nodes) for i in range(j)}
+        if nodes < 2 or set(self._d) != want:
+            raise ValueError("not a NAS-Bench-201 cell: the labels must be exactly "
+                             "'j<-i' for 0 <= i < j, as in the nas_bench_201 space")
+        bad = sorted(k for k in want if self._d[k] not in NAS_BENCH_201_OPS)
+        if bad:
+            raise ValueError(f"{bad[0]!r} is {self._d[bad[0]]!r}, not a NAS-Bench-201 op "
+                             f"({', '.join(NAS_BENCH_201_OPS)})")
+        return "+".join(
+            "|" + "|".join(f"{self._d[f'{j}<-{i}']}~{i}" for i in range(j)) + "|"
+            for j in range(1, nodes)
+        )
 
 
 def _plain(v: Any) -> Any:

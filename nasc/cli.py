@@ -86,7 +86,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    print(_load(args).count())
+    space = _load(args)
+    if args.unique:
+        from nasc.space import MAX_UNIQUE
+
+        print(space.count(unique=True, limit=args.limit or MAX_UNIQUE))
+    else:
+        print(space.count())
     return 0
 
 
@@ -310,7 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     space_cmd("check", "parse, elaborate and verify a space").set_defaults(fn=cmd_check)
-    space_cmd("count", "print the exact number of architectures").set_defaults(fn=cmd_count)
+    sc = space_cmd("count", "print the exact number of architectures")
+    sc.add_argument("--unique", action="store_true",
+                    help="count distinct networks instead (docs/unique.md), by enumeration")
+    sc.add_argument("--limit", type=int, metavar="N",
+                    help="with --unique: refuse spaces of more than N architectures "
+                         "(default 200,000)")
+    sc.set_defaults(fn=cmd_count)
     sp = space_cmd("show", "summarise nodes, types and choices")
     sp.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and PNG/SVG with dot)")
     sp.add_argument("--overview", action="store_true",

@@ -28,6 +28,7 @@ from nasc.dsl.modules import Loader, ModuleEnv
 from nasc.dsl.parser import parse_module
 from nasc.dsl.values import OpValue
 from nasc.ir import decisions as dec
+from nasc.ir.canonical import Canonicaliser, CanonicalForm
 from nasc.ir.gcpause import gc_paused
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
@@ -42,6 +43,9 @@ from nasc.ir.resolve import resolve_graph
 from nasc.ir.verify import verify
 
 Choice = dec.LabelSpec
+
+#: Spaces with more architectures than this are not enumerated to count distinct networks.
+MAX_UNIQUE = 200_000
 
 
 @attrs.frozen(kw_only=True)
@@ -92,6 +96,7 @@ class Space:
         self._program = program
         self.architecture = architecture
         self._specs: dict[str, dec.LabelSpec] | None = None
+        self._canon: Canonicaliser | None = None
 
     # ---- decisions ---------------------------------------------------------------------------
     @property
@@ -104,18 +109,48 @@ class Space:
         """Label → choice (``.kind``, ``.options``, ``.k`` for input choices)."""
         return dict(self.specs)
 
-    def count(self) -> int:
-        """The exact number of architectures (nested choices counted conditionally)."""
-        return dec.count(self.specs)
+    def count(self, unique: bool = False, *, limit: int = MAX_UNIQUE) -> int:
+        """The exact number of architectures: one per assignment of a decision to every active
+        label (docs/language.md section 13: a label nested in a candidate, a pick's comprehension
+        or a repeat step is active only when that candidate, input or depth is chosen).
 
-    def enumerate(self) -> Iterator[Architecture]:
-        """Every architecture once."""
+        ``unique=True``: the number of distinct networks under the rules of docs/unique.md
+        (two architectures whose networks differ only by a ``none`` edge, an identity or the
+        order of a sum are one), exact by enumerating the space; a space with more than
+        ``limit`` architectures is refused with an error naming the limit.
+        """
+        if not unique:
+            return dec.count(self.specs)
+        return sum(1 for _ in self.enumerate(unique=True, limit=limit))
+
+    def enumerate(self, unique: bool = False, *, limit: int = MAX_UNIQUE
+                  ) -> Iterator[Architecture]:
+        """Every architecture once (``len(list(space.enumerate())) == space.count()``); with
+        ``unique=True``, the first architecture of each distinct network, in the same order
+        (``limit`` as for :meth:`count`)."""
+        if not unique:
+            for d in dec.enumerate_all(self.specs):
+                yield self._arch(d)
+            return
+        total = dec.count(self.specs)
+        if total > limit:
+            raise NasError(
+                f"space {self.name!r} has {total:,} architectures, more than the limit of "
+                f"{limit:,} that distinct networks are counted up to (by enumeration); raise "
+                "it with limit= (nasc count --unique --limit N) if you can wait"
+            )
+        canon = self._canonicaliser()
+        seen: set[str] = set()
         for d in dec.enumerate_all(self.specs):
-            yield self._arch(d)
+            text = canon.form(d).text
+            if text not in seen:
+                seen.add(text)
+                yield self._arch(d)
 
     def sample(self, seed: int | random.Random = 0, *, budget: Any = None,
                input_size: Any = (32, 32), table: Any = None) -> Architecture:
-        """One architecture, each active decision drawn uniformly; the same seed, the same one.
+        """One architecture, each active decision drawn uniformly in label order (so not every
+        architecture is equally likely when choices nest); the same seed, the same one.
 
         ``budget`` (``"macs=300M,params=5M"`` or ``{"macs": 300e6}``, see
         :mod:`nasc.ir.budget`): draw until the network fits, its costs computed by the IR cost
@@ -133,6 +168,30 @@ class Space:
         except BudgetError as e:
             raise NasError(f"space {self.name!r}: {e}") from None
         return self._arch(decisions)
+
+    def canonical_form(self, arch: Mapping[str, Any] | None = None) -> CanonicalForm:
+        """The canonical form of ``arch``'s network (docs/unique.md); a choice-free space (a
+        resolved one) needs no ``arch``."""
+        if arch is None:
+            if self.specs:
+                raise NasError(f"space {self.name!r} has choices: give an architecture")
+            decisions: dict[str, Any] = {}
+        else:
+            try:
+                decisions = dec.canonical(self.specs, dict(arch))
+            except dec.DecisionError as e:
+                raise NasError(f"architecture does not fit space {self.name!r}: {e}") from None
+        return self._canonicaliser().form(decisions)
+
+    def canonical_hash(self, arch: Mapping[str, Any] | None = None) -> str:
+        """A hex digest equal for two architectures exactly when they select the same network
+        under the rules of docs/unique.md (``nasc.canonical_hash(space, arch)``)."""
+        return self.canonical_form(arch).digest
+
+    def _canonicaliser(self) -> Canonicaliser:
+        if self._canon is None:
+            self._canon = Canonicaliser(self.graph)
+        return self._canon
 
     def canonical(self, arch: Mapping[str, Any]) -> Architecture:
         """``arch`` checked against this space, restricted to its active labels."""

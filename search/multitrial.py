@@ -5,6 +5,11 @@ from scratch on trainA and scores it on trainB; the best scored architecture win
 point (Elsken et al. 2019, §4; Li & Talwalkar 2019) is that random search at the same budget is
 a strong baseline, so ``nasc search`` can report a one-shot method against it.
 
+No network is trained twice: a draw whose network (``space.canonical_hash``, docs/unique.md)
+was already trained is replaced by a new draw, and the result counts the draws skipped. When
+``MAX_DRAWS`` draws in a row give only known networks, the space has no new network to offer
+and the search stops early.
+
 * ``random``: architectures drawn uniformly (``space.sample``).
 * ``evolution``: regularised (ageing) evolution (Real et al. 2019, Alg. 1): a population of
   ``population`` random architectures; then each cycle samples ``sample`` of them, mutates the
@@ -27,6 +32,9 @@ from nasc.search.strategies import mutate
 from nasc.search.training import accuracy, batches_per_epoch, epochs_of, loss_fn
 
 METHODS = ("random", "evolution")
+
+#: Draws in a row that may repeat known networks before a search gives up finding a new one.
+MAX_DRAWS = 1000
 
 
 def train_briefly(space: Any, arch: Architecture, splits: Splits, *, epochs: int, batch: int,
@@ -60,7 +68,8 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
                progress: Callable[[int], None] | None = None,
                dist: Context = SINGLE_PROCESS) -> dict[str, Any]:
     """Run ``trials`` trials of ``method``; ``state`` (passed to ``on_trial`` after each round)
-    resumes. Returns the best architecture, its score and every trial.
+    resumes. Returns the best architecture, its score, every trial and how many draws were
+    skipped because their network had been trained already (``duplicates_skipped``).
 
     Trials run in rounds of one per process (``dist``: the ranks of a ``torchrun`` launch):
     every rank draws the same candidates, trains its own and receives the others' scores. One
@@ -74,11 +83,25 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
     if state is None:
         state = {"trials": [], "population": [], "rng": rng.getstate()}
     rng.setstate(state["rng"])
+    if "networks" not in state:  # (a state saved before networks were recorded)
+        state["networks"] = [space.canonical_hash(Architecture.from_json(t["arch"]))
+                             for t in state["trials"]]
+        state["duplicates_skipped"] = 0
     steps = max(epochs * batches_per_epoch(len(splits.train_a[1]), batch), 1)
-    while len(state["trials"]) < trials:
+    exhausted = False
+    while len(state["trials"]) < trials and not exhausted:
         first = len(state["trials"])
-        archs = [_candidate(method, space, state, rng, first + j, population, sample)
-                 for j in range(min(dist.world, trials - first))]
+        seen = set(state["networks"])
+        archs: list[Architecture] = []
+        for j in range(min(dist.world, trials - first)):
+            found = _new_candidate(method, space, state, rng, first + j, population, sample,
+                                   seen)
+            if found is None:
+                exhausted = True
+                break
+            archs.append(found)
+        if not archs:
+            break
 
         def trial(j: int, archs: list[Architecture] = archs, first: int = first) -> float:
             return train_briefly(space, archs[j], splits, epochs=epochs, batch=batch,
@@ -89,6 +112,7 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
             progress(steps * (len(archs) - len(range(dist.rank, len(archs), dist.world))))
         for j, (arch, score) in enumerate(zip(archs, scores)):
             state["trials"].append({"arch": arch.to_json(), "score": score})
+            state["networks"].append(space.canonical_hash(arch))
             if method == "evolution":
                 state["population"].append(first + j)
                 if len(state["population"]) > population:
@@ -99,7 +123,22 @@ def run_trials(method: str, space: Any, splits: Splits, *, trials: int, epochs: 
     best = max(state["trials"], key=lambda t: t["score"])
     return {"best": Architecture.from_json(best["arch"]), "score": best["score"],
             "trials": [{"score": t["score"], "architecture": json_choices(t["arch"])}
-                       for t in state["trials"]]}
+                       for t in state["trials"]],
+            "duplicates_skipped": state["duplicates_skipped"]}
+
+
+def _new_candidate(method: str, space: Any, state: dict[str, Any], rng: random.Random, i: int,
+                   population: int, sample: int, seen: set[str]) -> Architecture | None:
+    """Trial ``i``'s architecture, drawn again while its network is in ``seen`` (each such draw
+    counted in ``state["duplicates_skipped"]``); ``None`` after ``MAX_DRAWS`` known ones."""
+    for _ in range(MAX_DRAWS):
+        arch = _candidate(method, space, state, rng, i, population, sample)
+        key = space.canonical_hash(arch)
+        if key not in seen:
+            seen.add(key)
+            return arch
+        state["duplicates_skipped"] += 1
+    return None
 
 
 def _candidate(method: str, space: Any, state: dict[str, Any], rng: random.Random, i: int,

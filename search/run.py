@@ -677,6 +677,7 @@ class _Run:
         net.relax()
         self.st["arch"] = found["best"].to_json()
         self.st["evolution_best_score"] = found["score"]
+        self.st["duplicates_skipped"] = found["duplicates_skipped"]
 
     def _trials(self) -> None:
         from nasc.search.multitrial import run_trials
@@ -701,6 +702,7 @@ class _Run:
                            progress=lambda k: self.bar.advance(task, k), dist=self.dist)
         self.st["arch"] = found["best"].to_json()
         self.st["trial_results"] = found["trials"]
+        self.st["duplicates_skipped"] = found["duplicates_skipped"]
         self.dist.assert_same(architecture=self.st["arch"])
 
     def _retrain(self) -> None:
@@ -751,6 +753,7 @@ class _Run:
                                                                             *self.splits.test),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "architecture": arch.to_dict()["choices"],
+                "duplicates_skipped": found["duplicates_skipped"],
                 "seconds": time.perf_counter() - t0}
 
     def _report(self) -> dict[str, Any]:
@@ -795,6 +798,8 @@ class _Run:
             report["evolution_valid_accuracy"] = st.get("evolution_best_score")
         if cfg["method"] in MULTI_TRIAL:
             report["trials"] = st.get("trial_results")
+        if "duplicates_skipped" in st:  # networks drawn again and not trained (docs/unique.md)
+            report["duplicates_skipped"] = st["duplicates_skipped"]
         return report
 
     def _write_outputs(self) -> None:

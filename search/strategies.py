@@ -203,26 +203,39 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
         state = {"generation": 0, "scores": {}, "population": [], "rng": None}
     else:
         rng.setstate(state["rng"])
+    state.setdefault("duplicates_skipped", 0)
     scores: dict[str, float] = state["scores"]
     evaluate = spread or (lambda fn, n: [float(fn(i)) for i in range(n)])
+    networks: dict[str, str] = {}  # architecture JSON -> canonical hash (docs/unique.md)
+
+    def network(a: Architecture) -> str:
+        key = a.to_json()
+        if key not in networks:
+            networks[key] = space.canonical_hash(a)
+        return networks[key]
 
     def score_new(archs: list[Architecture]) -> None:
-        new = list({a.to_json(): a for a in archs if a.to_json() not in scores}.values())
+        new = [a for a in archs if a.to_json() not in scores]
         for a, value in zip(new, evaluate(lambda i: score(new[i]), len(new))):
             scores[a.to_json()] = float(value)
         if progress is not None and new:
             progress(len(new))
 
     def unique(candidates: list[Architecture], want: int, make) -> list[Architecture]:
-        seen = {a.to_json() for a in candidates}
+        """Fill up to ``want`` with draws of networks neither in ``candidates`` nor scored
+        before; a draw of a known network is replaced by a new draw (and counted)."""
+        seen = {network(a) for a in candidates} | {network(Architecture.from_json(k))
+                                                   for k in scores}
         out = list(candidates)
         for _ in range(want * 20):
             if len(out) >= want:
                 break
             a = make()
-            if a.to_json() not in seen:
-                seen.add(a.to_json())
-                out.append(a)
+            if network(a) in seen:
+                state["duplicates_skipped"] += 1
+                continue
+            seen.add(network(a))
+            out.append(a)
         return out
 
     while state["generation"] < generations:
@@ -247,4 +260,5 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
         if on_generation is not None:
             on_generation(state)
     best = max(scores, key=lambda k: scores[k])
-    return {"best": Architecture.from_json(best), "score": scores[best], "state": state}
+    return {"best": Architecture.from_json(best), "score": scores[best], "state": state,
+            "duplicates_skipped": state["duplicates_skipped"]}

@@ -184,6 +184,7 @@ def test_spos_search_scores_sub_architectures_with_inherited_weights(one_thread)
                progress=False, space_params=SMALL, retrain_params=SMALL, spos_population=4,
                spos_generations=2, spos_topk=2)
     assert 0.0 <= r.report["evolution_valid_accuracy"] <= 1.0
+    assert r.report["duplicates_skipped"] >= 0  # draws of an already scored network
 
 
 @pytest.mark.parametrize("method", ["random", "evolution"])
@@ -207,4 +208,5 @@ def test_search_reports_random_search_at_equal_budget(one_thread):
                compare_random=True, trial_epochs=1)
     base = r.report["random_search_baseline"]
     assert base["trials"] * base["trial_epochs"] == r.report["search_epochs"]
+    assert base["duplicates_skipped"] >= 0
     assert 0.0 <= base["test_accuracy"] <= 1.0
