@@ -55,6 +55,7 @@ from nasc.ir.cost import DEFAULT
 from nasc.ir.cost.table import CostError, CostTable, OpCall
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
+    is_identity_op,
     Align,
     Input,
     InputChoice,
@@ -94,14 +95,6 @@ class CanonicalForm:
 def is_zero_op(op: str) -> bool:
     """The zero candidate (``none``): its output is zero whatever its input."""
     return op == ZERO
-
-
-def is_identity_op(op: str, params: Mapping[str, Any], ins: list[TensorType], out: TensorType
-                   ) -> bool:
-    """``identity``, or ``skip_connect`` at stride 1 keeping the type (DARTS' ``Identity``)."""
-    if len(ins) != 1 or ins[0] != out:
-        return False
-    return op == "identity" or (op == "skip_connect" and params.get("stride", 1) == 1)
 
 
 # ---- the canonical graph of one architecture ---------------------------------------------------

@@ -12,6 +12,7 @@ nodes only through the graph's edges, never by object.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -227,3 +228,12 @@ def choice_kind(node: Node) -> str:
         NodeKind.REPEAT_CHOICE: "repeat",
         NodeKind.INPUT_MIXTURE: "input",
     }.get(node.kind) or node.source_kind
+
+
+def is_identity_op(op: str, params: Mapping[str, Any], ins: Sequence[Any], out: Any) -> bool:
+    """Whether an op call computes its input unchanged: ``identity``, or ``skip_connect`` at
+    stride 1 keeping the type (DARTS' ``Identity``). ``ins`` and ``out`` are the input and
+    output types."""
+    if len(ins) != 1 or ins[0] != out:
+        return False
+    return op == "identity" or (op == "skip_connect" and params.get("stride", 1) == 1)

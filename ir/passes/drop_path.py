@@ -11,16 +11,13 @@ or ``identity``), so the network is the reference's.
 from __future__ import annotations
 
 from nasc.ir.graph import Graph
-from nasc.ir.nodes import Op
+from nasc.ir.nodes import Op, is_identity_op
 from nasc.ir.passes.manager import Pass, register
 
 
-def _identity(rec: object) -> bool:
-    if not isinstance(rec, Op):
-        return False
-    if rec.op == "identity":
-        return True
-    return rec.op == "skip_connect" and dict(rec.params).get("stride", 1) == 1
+def _identity(g: Graph, rec: object) -> bool:
+    return isinstance(rec, Op) and is_identity_op(
+        rec.op, dict(rec.params), [g[i].type for i in g.inputs(rec.id)], rec.type)
 
 
 def elide_drop_path(g: Graph, mapping: dict[int, int] | None = None) -> Graph:
@@ -32,7 +29,7 @@ def elide_drop_path(g: Graph, mapping: dict[int, int] | None = None) -> Graph:
         if rec.op != "drop_path":
             continue
         (src,) = g.inputs(rec.id)
-        if _identity(g[src]):
+        if _identity(g, g[src]):
             out.redirect(rec.id, src)
             out.remove(rec.id)
             changed = True
