@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import errno
 import os
 import shutil
 import subprocess
@@ -18,15 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasc.dsl.diagnostics import NascError, NasError
-
-
-def _target(arg: str) -> tuple[str | Path, bool]:
-    """A CLI argument as a file path or a stdlib name."""
-    p = Path(arg)
-    if arg.endswith(".nas") or "/" in arg or p.is_file():
-        return p, True
-    return arg, False
+from nasc.dsl.diagnostics import NascError, NasError, UserCodeError
 
 
 def _define(text: str) -> tuple[str, Any]:
@@ -60,19 +53,11 @@ def _define(text: str) -> tuple[str, Any]:
 
 def _load(args: argparse.Namespace):
     import nasc
+    from nasc.space import locate
 
     params = dict(_define(d) for d in args.define or [])
-    target, is_file = _target(args.space)
     extra = {"space": args.entry} if getattr(args, "entry", None) else {}
-    if is_file:
-        return nasc.load(
-            str(target)
-            if str(target).endswith(".nas") or "/" in str(target)
-            else "./" + str(target),
-            **extra,
-            **params,
-        )
-    return nasc.load(str(target), **extra, **params)
+    return nasc.load(locate(args.space, cli=True), **extra, **params)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -159,11 +144,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from nasc.dsl.format import format_module
     from nasc.dsl.parser import parse_module
 
+    from nasc.dsl.files import read_regular
+    from nasc.dsl.parser import MAX_FILE_BYTES
+
     path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise NasError(f"cannot read {path}: {e.strerror}") from None
+    data = read_regular(path, MAX_FILE_BYTES)
     text = format_module(parse_module(data, str(path)))
     if args.check:
         same = data.decode("utf-8", "replace") == text
@@ -239,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = dict(_define(d) for d in args.define or [])
     r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
                            out=args.out, batch=args.batch, space_params=params,
-                           device=args.device)
+                           device=args.device, space=args.arch_space)
     if launched_rank() != 0:
         return 0  # under torchrun, rank 0 reports
     print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
@@ -258,6 +243,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and args.format == "onnx":
         out = f"{Path(args.arch).stem}.onnx"
+    if out is not None:
+        _writable(Path(out))
     result = export(space, arch, args.format, out, input_size=tuple(args.input_size),
                     class_name=args.class_name)
     if out is None:
@@ -265,6 +252,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _writable(path: Path) -> None:
+    """An output file's place is there (checked before the work, not after it)."""
+    if path.is_dir():
+        raise NasError(f"cannot write {path}: it is a directory; name a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise NasError(f"cannot write {path}: {parent} is not a directory"
+                       + ("" if parent.exists() else " (it does not exist)"))
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -376,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
     tr.add_argument("--batch", type=int, help="batch size (default: per data set)")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", metavar="DIR", help="directory for report.json and metrics")
+    tr.add_argument("--out", metavar="DIR", help="a new directory for report.json and metrics")
+    tr.add_argument("--space", dest="arch_space", metavar="FILE|NAME",
+                    help="the architecture's space (default: the stdlib space it names)")
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
     _device_option(tr)
@@ -425,9 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors are sorted by whose fault they are (:mod:`nasc.dsl.diagnostics`):
+    the user's input, the environment (disk, permissions, memory) and the user's own code exit
+    with 1, each in one clear line (the user's code with its traceback); only nasc's own bugs say
+    "internal error" and exit with 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except UserCodeError as e:
+        print(f"error: {e}\n{_their_traceback(e.error)}", file=sys.stderr, end="")
+        return 1
     except NascError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -436,10 +442,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except (RecursionError, MemoryError) as e:
+    except OSError as e:  # the environment: disk full, permissions, file size limit, ...
+        print(f"error: {_os_error(e)}", file=sys.stderr)
+        return 1
+    except RecursionError as e:
         print(f"error: input too complex to process ({type(e).__name__})", file=sys.stderr)
         return 1
-    except Exception as e:  # noqa: BLE001 - a bug in nasc: say so, without a traceback
+    except MemoryError:
+        print("error: out of memory (the space or the data is too large for this machine)",
+              file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the user's code, the memory, or a bug in nasc
+        if _out_of_memory(e):
+            first = str(e).strip().splitlines()[0][:200]
+            print(f"error: out of memory: {first}", file=sys.stderr)
+            return 1
+        if _user_frames(e.__traceback__):
+            print(f"error: your code raised {type(e).__name__}: {e}\n{_their_traceback(e)}",
+                  file=sys.stderr, end="")
+            return 1
         if os.environ.get("NASC_DEBUG"):
             raise
         print(
@@ -448,6 +469,66 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+_HINTS = {errno.ENOSPC: "the device is full", errno.EFBIG: "the file size limit (ulimit -f)",
+          errno.EDQUOT: "the disk quota", errno.EROFS: "a read-only file system"}
+
+
+def _os_error(e: OSError) -> str:
+    """One line: the path(s), what the system said, and what it means where that helps."""
+    what = e.strerror or str(e) or type(e).__name__
+    hint = _HINTS.get(e.errno)
+    what += f" ({hint})" if hint and hint not in what else ""
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {what}" if paths else what
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(e, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Where nasc and Python's own modules live: a frame elsewhere is the user's code."""
+    import sysconfig
+
+    import nasc
+
+    import nasc.backends, nasc.dsl, nasc.ir, nasc.lowering, nasc.search  # noqa: E401, I001
+    dirs = {str(Path(m.__file__).resolve().parent) for m in
+            (nasc, nasc.backends, nasc.dsl, nasc.ir, nasc.lowering, nasc.search)}
+    paths = sysconfig.get_paths()
+    dirs |= {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib",
+                                                       "platlib") if k in paths}
+    dirs |= {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return tuple(d + os.sep for d in dirs)
+
+
+def _user_frames(tb) -> list:
+    """The frames of ``tb`` in the user's own files (their data function, their ops)."""
+    import traceback
+
+    ours = _library_dirs()
+    frames = traceback.extract_tb(tb)
+    return [f for f in frames if not f.filename.startswith("<")
+            and not str(Path(f.filename).resolve()).startswith(ours)]
+
+
+def _their_traceback(error: BaseException) -> str:
+    """``error``'s traceback from the first frame in the user's code: their code, as theirs."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    user = _user_frames(error.__traceback__)
+    if user:
+        frames = frames[frames.index(user[0]):]
+    lines = ["Traceback (most recent call last, in your code):\n"]
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(error), error)
+    return "".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover
