@@ -160,7 +160,6 @@ def method_pipeline(method: str = "darts", **options: Any) -> list:
     from nasc.ir.passes import registered
 
     cfg = _config(method, options)
-    check_implemented(space, library)
     pipeline = [
         registered("insert_alignment", policy=cfg.get("alignment", "dcnas")),
         registered("relax", weighting=cfg["weighting"], tau=cfg.get("tau", 1.0),

@@ -144,7 +144,10 @@ def load_target(
                 raise ExportError(f"{text!r} is a space; --space only goes with an "
                                   "architecture") from None
             return _choice_free(nasc.load(text, **extra, **params), text), None
-    where = named_space(arch.space, given=space, what=f"architecture {text}")
+    try:
+        where = named_space(arch.space, given=space, what=f"architecture {text}")
+    except NasError as e:
+        raise ExportError(e.message) from None
     sp = nasc.load(where, **extra, **{**arch.params, **params})
     return sp, fit_architecture(sp, arch, what=f"architecture {text}")
 

@@ -259,7 +259,7 @@ def named_space(value: Any, *, given: str | Path | None = None, what: str) -> Pa
     if given is not None:
         return locate(given, cli=True)
     if value is None:
-        raise NasError(f"{what} names no space; give its space with --space")
+        raise NasError(f"{what} names no space; give one with --space")
     if not isinstance(value, str):
         raise NasError(f"{what}: 'space' must be a string, not {type(value).__name__}")
     if isinstance(locate(value), str) and stdlib.path_of(value) is not None:
