@@ -457,6 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = str(e).strip().splitlines()[0][:200]
             print(f"error: out of memory: {first}", file=sys.stderr)
             return 1
+        if isinstance(e, SyntaxError) and _theirs(e.filename):
+            print(f"error: {e.filename}:{e.lineno}:{e.offset or 1}: your code does not parse: "
+                  f"{e.msg}", file=sys.stderr)
+            return 1
         if _user_frames(e.__traceback__):
             print(f"error: your code raised {type(e).__name__}: {e}\n{_their_traceback(e)}",
                   file=sys.stderr, end="")
@@ -507,14 +511,19 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(d + os.sep for d in dirs)
 
 
+def _theirs(filename: str | None, ours: tuple[str, ...] | None = None) -> bool:
+    """Whether ``filename`` is a file of the user's own Python (not nasc's, not Python's)."""
+    if not filename or filename.startswith("<"):
+        return False
+    return not str(Path(filename).resolve()).startswith(ours or _library_dirs())
+
+
 def _user_frames(tb) -> list:
     """The frames of ``tb`` in the user's own files (their data function, their ops)."""
     import traceback
 
     ours = _library_dirs()
-    frames = traceback.extract_tb(tb)
-    return [f for f in frames if not f.filename.startswith("<")
-            and not str(Path(f.filename).resolve()).startswith(ours)]
+    return [f for f in traceback.extract_tb(tb) if _theirs(f.filename, ours)]
 
 
 def _their_traceback(error: BaseException) -> str:
