@@ -475,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-_HINTS = {errno.ENOSPC: "the device is full", errno.EFBIG: "the file size limit (ulimit -f)",
+_HINTS = {errno.ENOSPC: "the device is full", errno.EFBIG: "over the file size limit, ulimit -f",
           errno.EDQUOT: "the disk quota", errno.EROFS: "a read-only file system"}
 
 

@@ -183,10 +183,12 @@ class Writer:
                     shutil.copyfile(path, kept)
                 os.replace(kept, keep)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             for leftover in (tmp, keep.with_name(keep.name + ".tmp") if keep else None):
                 if leftover is not None:
                     leftover.unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.errno is not None:  # name the file, not its .tmp
+                raise OSError(e.errno, e.strerror, str(path)) from None
             raise
 
     def path(self, name: str) -> Path | None:

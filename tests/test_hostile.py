@@ -262,6 +262,22 @@ def test_a_failed_checkpoint_write_leaves_no_tmp_and_the_old_checkpoint(tmp_path
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
+def test_a_file_size_limit_while_checkpointing(capsys, tmp_path):
+    import resource
+
+    space, data = tmp_path / "tiny.nas", tmp_path / "data.py"
+    space.write_text(SPACE)
+    data.write_text(DATA.format(tinydata=str(TINYDATA), n=64))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))  # below one checkpoint
+    try:
+        code, _, err = run(capsys, *_search_argv(tmp_path / "run", space, data))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    user_error(code, err, f"{tmp_path / 'run' / 'checkpoint.pt'}: File too large", "ulimit -f")
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
 # ---- run directories -------------------------------------------------------------------------
 def test_a_second_run_into_a_busy_directory_is_refused(capsys, tmp_path):
     space, data = tmp_path / "tiny.nas", tmp_path / "data.py"
