@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import errno
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasc.dsl.diagnostics import NascError, NasError, UserCodeError
+from nasc.dsl.diagnostics import NasError
 
 
 def _define(text: str) -> tuple[str, Any]:
@@ -424,120 +423,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; errors are sorted by whose fault they are (:mod:`nasc.dsl.diagnostics`):
-    the user's input, the environment (disk, permissions, memory) and the user's own code exit
-    with 1, each in one clear line (the user's code with its traceback); only nasc's own bugs say
-    "internal error" and exit with 2."""
+    """Run one command. Errors are sorted by whose fault they are (:mod:`nasc.faults`): the
+    user's input, the environment (disk, permissions, memory) and the user's own code exit with
+    1 in one clear line (the user's code with its traceback, as theirs); only nasc's own bugs
+    say "internal error" and exit with 2 (``NASC_DEBUG=1`` shows their traceback)."""
+    from nasc.faults import classify
+
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except UserCodeError as e:
-        print(f"error: {e}\n{_their_traceback(e.error)}", file=sys.stderr, end="")
-        return 1
-    except NascError as e:
-        print(str(e), file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except OSError as e:  # the environment: disk full, permissions, file size limit, ...
-        print(f"error: {_os_error(e)}", file=sys.stderr)
-        return 1
-    except RecursionError as e:
-        print(f"error: input too complex to process ({type(e).__name__})", file=sys.stderr)
-        return 1
-    except MemoryError:
-        print("error: out of memory (the space or the data is too large for this machine)",
-              file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - the user's code, the memory, or a bug in nasc
-        if _out_of_memory(e):
-            first = str(e).strip().splitlines()[0][:200]
-            print(f"error: out of memory: {first}", file=sys.stderr)
-            return 1
-        if isinstance(e, SyntaxError) and _theirs(e.filename):
-            print(f"error: {e.filename}:{e.lineno}:{e.offset or 1}: your code does not parse: "
-                  f"{e.msg}", file=sys.stderr)
-            return 1
-        if _user_frames(e.__traceback__):
-            print(f"error: your code raised {type(e).__name__}: {e}\n{_their_traceback(e)}",
-                  file=sys.stderr, end="")
-            return 1
-        if os.environ.get("NASC_DEBUG"):
+    except Exception as e:  # noqa: BLE001 - every error, told apart by whose fault it is
+        code, message = classify(e)
+        if code == 2 and os.environ.get("NASC_DEBUG"):
             raise
-        print(
-            f"internal error: {type(e).__name__}: {e}\n(this is a bug in nasc; rerun with "
-            "NASC_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return 2
-
-
-_HINTS = {errno.ENOSPC: "the device is full", errno.EFBIG: "over the file size limit, ulimit -f",
-          errno.EDQUOT: "the disk quota", errno.EROFS: "a read-only file system"}
-
-
-def _os_error(e: OSError) -> str:
-    """One line: the path(s), what the system said, and what it means where that helps."""
-    what = e.strerror or str(e) or type(e).__name__
-    hint = _HINTS.get(e.errno)
-    what += f" ({hint})" if hint and hint not in what else ""
-    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
-    return f"{' -> '.join(paths)}: {what}" if paths else what
-
-
-def _out_of_memory(e: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(e, getattr(torch, "OutOfMemoryError", ())):
-        return True
-    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
-
-
-def _library_dirs() -> tuple[str, ...]:
-    """Where nasc and Python's own modules live: a frame elsewhere is the user's code."""
-    import sysconfig
-
-    import nasc
-
-    import nasc.backends, nasc.dsl, nasc.ir, nasc.lowering, nasc.search  # noqa: E401, I001
-    dirs = {str(Path(m.__file__).resolve().parent) for m in
-            (nasc, nasc.backends, nasc.dsl, nasc.ir, nasc.lowering, nasc.search)}
-    paths = sysconfig.get_paths()
-    dirs |= {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib",
-                                                       "platlib") if k in paths}
-    dirs |= {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    return tuple(d + os.sep for d in dirs)
-
-
-def _theirs(filename: str | None, ours: tuple[str, ...] | None = None) -> bool:
-    """Whether ``filename`` is a file of the user's own Python (not nasc's, not Python's)."""
-    if not filename or filename.startswith("<"):
-        return False
-    return not str(Path(filename).resolve()).startswith(ours or _library_dirs())
-
-
-def _user_frames(tb) -> list:
-    """The frames of ``tb`` in the user's own files (their data function, their ops)."""
-    import traceback
-
-    ours = _library_dirs()
-    return [f for f in traceback.extract_tb(tb) if _theirs(f.filename, ours)]
-
-
-def _their_traceback(error: BaseException) -> str:
-    """``error``'s traceback from the first frame in the user's code: their code, as theirs."""
-    import traceback
-
-    frames = traceback.extract_tb(error.__traceback__)
-    user = _user_frames(error.__traceback__)
-    if user:
-        frames = frames[frames.index(user[0]):]
-    lines = ["Traceback (most recent call last, in your code):\n"]
-    lines += traceback.format_list(frames)
-    lines += traceback.format_exception_only(type(error), error)
-    return "".join(lines)
+        print(message.rstrip("\n"), file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover
