@@ -850,7 +850,7 @@ def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
 def _derive_run(run: Path, ckpt: dict[str, Any], w: Writer | None) -> nasc.Architecture:
     cfg, st = rundir.checked_config(ckpt, run / "checkpoint.pt"), ckpt["state"]
     sp = search_space(cfg)
-    rundir.check(ckpt.get("digests"), {"space": rundir.stamp_space(str(sp))}, run)
+    rundir.check(ckpt.get("digests"), {"space": rundir.stamp_space(sp)}, run)
     if cfg["method"] in MULTI_TRIAL:
         trials = (st.get("trials") or {}).get("trials") or []
         if not trials:

@@ -11,7 +11,7 @@ same space and data, and read without running code.
   continues it (``--resume``, ``nasc derive``); any other run into it is refused, with what to do
   instead, before anything is changed.
 * Resume checks. Each checkpoint records the digests of the elaborated search space (its
-  printed IR) and of the data (:func:`stamp`); ``--resume`` and ``nasc derive`` refuse a run
+  printed IR, without source locations) and of the data (:func:`stamp`); ``--resume`` and ``nasc derive`` refuse a run
   whose space file or data changed since it started.
 
 >>> stamp_space("space s(C: int = 4) { input x: image(3) output x }")[:7]
@@ -141,9 +141,13 @@ def _busy(out: Path, holder: dict[str, Any] | None) -> NasError:
 
 
 # ---- digests -----------------------------------------------------------------------------------
-def stamp_space(printed: str) -> str:
-    """The digest of a space's printed IR: any change of the space file that changes what is
-    searched (op order, labels, widths) changes it."""
+def stamp_space(space: Any) -> str:
+    """The digest of a space's printed IR without source locations: any change of the space
+    file that changes what is searched (op order, labels, widths) changes it; a comment or a
+    moved line does not."""
+    from nasc.ir.printer import print_graph
+
+    printed = space if isinstance(space, str) else print_graph(space.graph, locations=False)
     return "sha256:" + hashlib.sha256(printed.encode("utf-8")).hexdigest()
 
 
@@ -161,7 +165,7 @@ def stamp_data(splits: Any) -> str:
 
 def stamp(space: Any, splits: Any) -> dict[str, str]:
     """What a run's checkpoints record of its inputs (see :func:`check`)."""
-    return {"space": stamp_space(str(space)), "data": stamp_data(splits)}
+    return {"space": stamp_space(space), "data": stamp_data(splits)}
 
 
 def check(recorded: Mapping[str, str] | None, now: Mapping[str, str], out: Path | str) -> None:
