@@ -458,16 +458,17 @@ def search(
                   seed=seed, batch=batch, space_params=space_params,
                   retrain_params=retrain_params, order=order,
                   checkpoint_every=checkpoint_every, settings=settings)
-    # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.search.distributed
-    ctx = distributed.init(device or "cpu", keep=True)
     if resume and out is None:
         raise NasError("--resume needs the run directory (--out DIR)")
     # the run directory: owned by this run, never another run's overwritten (nasc.search.rundir)
     stamp = rundir.stamp(search_space(cfg), splits) if out is not None else None
-    splits = ctx.place(splits)
-    writer = Writer(out, is_main=is_main and ctx.is_main, resume=resume, stamp=stamp)
+    # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.search.distributed
+    ctx = distributed.init(device or "cpu", keep=True)
+    writer: Writer | None = None
     ckpt: dict[str, Any] | None = None
     try:
+        splits = ctx.place(splits)
+        writer = Writer(out, is_main=is_main and ctx.is_main, resume=resume, stamp=stamp)
         if resume:
             path = Path(out) / "checkpoint.pt"
             if not path.exists():
@@ -481,7 +482,8 @@ def search(
         with _deterministic(deterministic):
             return _Run(cfg, splits, writer, ckpt, progress and ctx.is_main, ctx).run()
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         ctx.teardown()
 
 

@@ -315,11 +315,14 @@ def test_a_finished_run_is_never_overwritten(capsys, copy):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == files
 
 
-def test_out_naming_a_file(capsys, tmp_path):
+def test_out_naming_a_file_or_an_unwritable_place(capsys, tmp_path):
     space, data = tmp_path / "tiny.nas", tmp_path / "data.py"
     space.write_text(SPACE)
     data.write_text(DATA.format(tinydata=str(TINYDATA), n=64))
     user_error(*run(capsys, *_search_argv(data, space, data))[::2], "is a file")
+    for out, why in (("/proc/nasc/run", "No such file or directory"),
+                     ("/dev/null/run", "Not a directory")):
+        user_error(*run(capsys, *_search_argv(Path(out), space, data))[::2], why)
 
 
 def test_resume_refuses_a_changed_space_or_changed_data(capsys, finished):
