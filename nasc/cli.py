@@ -172,6 +172,21 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                         "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
 
 
+def _data(args: argparse.Namespace):
+    """``--data``: a built-in data set or the user's ``module:function``, loaded here so that
+    nasc's own checks of it (ValueError in :mod:`nasc.search.data`) read as the user's mistake;
+    an error raised in the user's own code stays theirs (:mod:`nasc.faults`)."""
+    from nasc.faults import user_frames
+    from nasc.search.data import load_data
+
+    try:
+        return load_data(args.data, args.seed)
+    except (ValueError, TypeError) as e:
+        if user_frames(e.__traceback__):
+            raise
+        raise NasError(f"--data {args.data}: {e}") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -181,7 +196,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     params = dict(_define(d) for d in args.define or [])
     retrain = dict(_define(d) for d in args.retrain_define or [])
     recipe = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
+    result = search(args.space, method=args.method, data=_data(args), epochs=args.epochs,
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
@@ -221,7 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nasc.search.run import train_architecture
 
     params = dict(_define(d) for d in args.define or [])
-    r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
+    r = train_architecture(args.arch, data=_data(args), epochs=args.epochs, seed=args.seed,
                            out=args.out, batch=args.batch, space_params=params,
                            device=args.device, space=args.arch_space)
     if launched_rank() != 0:

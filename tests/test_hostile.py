@@ -367,6 +367,12 @@ def test_the_users_data_function_fails_as_theirs(capsys, tmp_path):
     assert "in your code" in err
 
 
+@pytest.mark.parametrize("data", ["nope", "no_such_module:data", "/no/such/file.py:data",
+                                  "tinydata.py:no_such_function"])
+def test_data_that_cannot_be_found(capsys, data):
+    user_error(*run(capsys, "search", "nas_bench_201", "--data", data)[::2], f"--data {data}")
+
+
 def test_a_declared_op_without_implementation_is_located(capsys, tmp_path):
     p = tmp_path / "shuffle.nas"
     p.write_text("op channel_shuffle(x: image, groups: int) -> image(x.channels, x.stride)\n\n"
