@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasc.dsl.diagnostics import NasError
+from nasc.dsl.diagnostics import NasError, UserCodeError
 
 
 def _define(text: str) -> tuple[str, Any]:
@@ -181,10 +181,12 @@ def _data(args: argparse.Namespace):
 
     try:
         return load_data(args.data, args.seed)
-    except (ValueError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - sorted: the user's code, or nasc's check of it
         if user_frames(e.__traceback__):
-            raise
-        raise NasError(f"--data {args.data}: {e}") from None
+            raise UserCodeError(f"your data function {args.data!r}", e) from e
+        if isinstance(e, ValueError | TypeError):
+            raise NasError(f"--data {args.data}: {e}") from None
+        raise
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -364,7 +364,8 @@ def test_the_users_data_function_fails_as_theirs(capsys, tmp_path):
                        "--epochs", "1")
     assert code == 1 and "internal error" not in err, err
     assert "ValueError: my loader is broken" in err and str(data) in err
-    assert "in your code" in err
+    assert err.startswith(f"error: your data function '{data}:data' raised ValueError")
+    assert "in your code" in err and "nasc/" not in err  # their frames only
 
 
 @pytest.mark.parametrize("data", ["nope", "no_such_module:data", "/no/such/file.py:data",
