@@ -11,8 +11,8 @@ same space and data, and read without running code.
   continues it (``--resume``, ``nasc derive``); any other run into it is refused, with what to do
   instead, before anything is changed.
 * Resume checks. Each checkpoint records the digests of the elaborated search space (its
-  printed IR, without source locations) and of the data (:func:`stamp`); ``--resume`` and ``nasc derive`` refuse a run
-  whose space file or data changed since it started.
+  printed IR, without source locations) and of the data (:func:`stamp`); ``--resume`` and
+  ``nasc derive`` refuse a run whose space file or data changed since it started.
 
 >>> stamp_space("space s(C: int = 4) { input x: image(3) output x }")[:7]
 'sha256:'
