@@ -106,7 +106,7 @@ class Architecture(Mapping[str, Any]):
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
             res = resources.files("nasc.stdlib") / "architectures" / f"{name_or_path}.json"
-            if not res.is_file():
+            if not str(name_or_path).isidentifier() or not res.is_file():  # a name, no path
                 known = (
                     sorted(
                         Path(str(p)).stem

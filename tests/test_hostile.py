@@ -137,6 +137,12 @@ def test_an_architecture_never_names_a_path(capsys, tmp_path):
             assert "secret first line" not in err and "root:" not in err
 
 
+def test_a_stdlib_architecture_name_is_never_a_path(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    user_error(*run(capsys, "export", "../architectures/darts_v2", "--format", "nas")[::2],
+               "no stdlib architecture")
+
+
 @settings(max_examples=40)
 @given(value=st.text(max_size=40))
 def test_any_space_name_in_an_architecture_is_a_stdlib_name_or_refused(tmp_path_factory, value):
