@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 from nasc.dsl import ast
 from nasc.dsl.diagnostics import NasError, Sources, did_you_mean
-from nasc.dsl.parser import decode, parse_module
+from nasc.dsl.files import read_regular
+from nasc.dsl.parser import MAX_FILE_BYTES, decode, parse_module
 from nasc.dsl.values import BlockValue, ModuleValue, OpValue
 
 from nasc import stdlib
@@ -69,13 +70,13 @@ class Loader:
         return self._build(module, name, file)
 
     def load_file(self, path: Path, name: str | None = None) -> ModuleEnv:
-        key = str(path.resolve())
+        try:
+            key = str(path.resolve())
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise NasError(f"cannot read {path}: a loop of symbolic links") from None
         if key in self.loaded:
             return self.loaded[key]
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise NasError(f"cannot read {path}: {e.strerror}") from None
+        data = read_regular(path, MAX_FILE_BYTES)  # only a regular file, never over the limit
         file = str(path) if name is None else f"{name}.nas"
         if key in self._loading:
             chain = " -> ".join(self._loading + [key])

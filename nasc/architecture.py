@@ -81,10 +81,28 @@ class Architecture(Mapping[str, Any]):
 
     @classmethod
     def from_json(cls, text: str) -> Architecture:
-        data = json.loads(text)
+        """An architecture from its JSON; ``ValueError`` says what is wrong with the text."""
+        try:
+            data = json.loads(text, parse_constant=_no_constant)
+        except RecursionError:
+            raise ValueError("the JSON nests too deeply") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), dict):
             raise ValueError("an architecture file is a JSON object with a 'choices' object")
-        return cls(data["choices"], space=data.get("space"), params=data.get("params") or {})
+        space, params = data.get("space"), data.get("params")
+        if space is not None and not isinstance(space, str):
+            raise ValueError(f"'space' must be a string, not {_json_type(space)}")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"'params' must be an object of space parameters, not "
+                             f"{_json_type(params)}")
+        for label, v in data["choices"].items():
+            if not _decision(v):
+                raise ValueError(f"choice {label!r}: a decision is a name, a number or a list "
+                                 f"of input indices, not {_json_type(v)}")
+        for k, v in (params or {}).items():
+            if not _parameter(v):
+                raise ValueError(f"parameter {k!r}: a value is a number, a string, a bool or a "
+                                 f"list of them, not {_json_type(v)}")
+        return cls(data["choices"], space=space, params=params or {})
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Architecture:
@@ -92,7 +110,7 @@ class Architecture(Mapping[str, Any]):
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
             res = resources.files("nasc.stdlib") / "architectures" / f"{name_or_path}.json"
-            if not res.is_file():
+            if not str(name_or_path).isidentifier() or not res.is_file():  # a name, no path
                 known = (
                     sorted(
                         Path(str(p)).stem
@@ -106,7 +124,13 @@ class Architecture(Mapping[str, Any]):
                     f"no stdlib architecture {name_or_path!r}; known: {', '.join(known) or '-'}"
                 )
             return cls.from_json(res.read_text())
-        return cls.from_json(path.read_text())
+        from nasc.dsl.files import read_regular
+
+        data = read_regular(path, MAX_FILE_BYTES)  # only a regular file, never over the limit
+        try:
+            return cls.from_json(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError("not a UTF-8 text file") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(indent=2) + "\n")
@@ -163,6 +187,32 @@ class Architecture(Mapping[str, Any]):
             "|" + "|".join(f"{self._d[f'{j}<-{i}']}~{i}" for i in range(j)) + "|"
             for j in range(1, nodes)
         )
+
+
+#: The largest architecture file read (an architecture of thousands of labels is far smaller).
+MAX_FILE_BYTES = 16 << 20
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number an architecture may hold")
+
+
+def _json_type(v: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a bool", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(v), type(v).__name__)
+
+
+def _decision(v: Any) -> bool:
+    if isinstance(v, list):
+        return all(isinstance(x, int | str) and not isinstance(x, bool) for x in v)
+    return isinstance(v, str | int | float)
+
+
+def _parameter(v: Any, depth: int = 0) -> bool:
+    if isinstance(v, list):
+        return depth < 8 and all(_parameter(x, depth + 1) for x in v)
+    return isinstance(v, str | int | float | bool) or v is None
 
 
 def _plain(v: Any) -> Any:

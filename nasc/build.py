@@ -51,9 +51,26 @@ def instantiate(
         resolved = space
     else:
         resolved = space.resolve(arch)
+    check_implemented(resolved, library)
     g = elide_drop_path(insert_alignment(resolved.graph, policy=alignment))
     with torch.device(device) if device is not None else contextlib.nullcontext():
         return lower(g, library=library, name=space.name)
+
+
+def check_implemented(space: Space, library: OpLibrary | None = None) -> None:
+    """Every op of ``space`` has a PyTorch implementation in ``library``; else the user's error,
+    located at the op's first use (an op declared in ``.nas`` that nobody implemented)."""
+    from nasc.backends.torch.library import default_library
+    from nasc.ir.nodes import Op
+
+    library = library or default_library()
+    for rec in space.graph.nodes_of(Op):
+        if rec.op not in library:
+            decl = space.op_decls.get(rec.op)
+            where = f" (declared at {decl.loc})" if decl is not None and decl.loc else ""
+            raise NasError(f"op {rec.op!r}{where} has no PyTorch implementation; implement it "
+                           "and pass it with library=OpLibrary.extended({name: builder}), or "
+                           "use an op of the standard library", rec.loc)
 
 
 def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx.GraphModule:
@@ -200,6 +217,7 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     from nasc.ir.passes import PassManager, registered
 
     cfg = _config(method, options)
+    check_implemented(space, library)
     pipeline = method_pipeline(method, **options) if passes is None else [
         registered(p) if isinstance(p, str) else p for p in passes]
     if passes is not None and not any(

@@ -18,15 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasc.dsl.diagnostics import NascError, NasError
-
-
-def _target(arg: str) -> tuple[str | Path, bool]:
-    """A CLI argument as a file path or a stdlib name."""
-    p = Path(arg)
-    if arg.endswith(".nas") or "/" in arg or p.is_file():
-        return p, True
-    return arg, False
+from nasc.dsl.diagnostics import NasError, UserCodeError
 
 
 def _define(text: str) -> tuple[str, Any]:
@@ -60,19 +52,11 @@ def _define(text: str) -> tuple[str, Any]:
 
 def _load(args: argparse.Namespace):
     import nasc
+    from nasc.space import locate
 
     params = dict(_define(d) for d in args.define or [])
-    target, is_file = _target(args.space)
     extra = {"space": args.entry} if getattr(args, "entry", None) else {}
-    if is_file:
-        return nasc.load(
-            str(target)
-            if str(target).endswith(".nas") or "/" in str(target)
-            else "./" + str(target),
-            **extra,
-            **params,
-        )
-    return nasc.load(str(target), **extra, **params)
+    return nasc.load(locate(args.space, cli=True), **extra, **params)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -165,11 +149,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from nasc.dsl.format import format_module
     from nasc.dsl.parser import parse_module
 
+    from nasc.dsl.files import read_regular
+    from nasc.dsl.parser import MAX_FILE_BYTES
+
     path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise NasError(f"cannot read {path}: {e.strerror}") from None
+    data = read_regular(path, MAX_FILE_BYTES)
     text = format_module(parse_module(data, str(path)))
     if args.check:
         same = data.decode("utf-8", "replace") == text
@@ -194,6 +178,23 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                         "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
 
 
+def _data(args: argparse.Namespace):
+    """``--data``: a built-in data set or the user's ``module:function``, loaded here so that
+    nasc's own checks of it (ValueError in :mod:`nasc.search.data`) read as the user's mistake;
+    an error raised in the user's own code stays theirs (:mod:`nasc.faults`)."""
+    from nasc.faults import user_frames
+    from nasc.search.data import load_data
+
+    try:
+        return load_data(args.data, args.seed)
+    except Exception as e:  # noqa: BLE001 - sorted: the user's code, or nasc's check of it
+        if user_frames(e.__traceback__):
+            raise UserCodeError(f"your data function {args.data!r}", e) from e
+        if isinstance(e, ValueError | TypeError):
+            raise NasError(f"--data {args.data}: {e}") from None
+        raise
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -203,7 +204,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     params = dict(_define(d) for d in args.define or [])
     retrain = dict(_define(d) for d in args.retrain_define or [])
     recipe = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
+    result = search(args.space, method=args.method, data=_data(args), epochs=args.epochs,
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
@@ -243,9 +244,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nasc.search.run import train_architecture
 
     params = dict(_define(d) for d in args.define or [])
-    r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
+    r = train_architecture(args.arch, data=_data(args), epochs=args.epochs, seed=args.seed,
                            out=args.out, batch=args.batch, space_params=params,
-                           device=args.device)
+                           device=args.device, space=args.arch_space)
     if launched_rank() != 0:
         return 0  # under torchrun, rank 0 reports
     print(f"test accuracy {r['test_accuracy']:.4f} · {r['parameters']:,} parameters · "
@@ -264,6 +265,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and args.format == "onnx":
         out = f"{Path(args.arch).stem}.onnx"
+    if out is not None:
+        _writable(Path(out))
     result = export(space, arch, args.format, out, input_size=tuple(args.input_size),
                     class_name=args.class_name)
     if out is None:
@@ -271,6 +274,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _writable(path: Path) -> None:
+    """An output file's place is there (checked before the work, not after it)."""
+    if path.is_dir():
+        raise NasError(f"cannot write {path}: it is a directory; name a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise NasError(f"cannot write {path}: {parent} is not a directory"
+                       + ("" if parent.exists() else " (it does not exist)"))
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -388,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
     tr.add_argument("--batch", type=int, help="batch size (default: per data set)")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", metavar="DIR", help="directory for report.json and metrics")
+    tr.add_argument("--out", metavar="DIR", help="a new directory for report.json and metrics")
+    tr.add_argument("--space", dest="arch_space", metavar="FILE|NAME",
+                    help="the architecture's space (default: the stdlib space it names)")
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
     _device_option(tr)
@@ -437,29 +452,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Errors are sorted by whose fault they are (:mod:`nasc.faults`): the
+    user's input, the environment (disk, permissions, memory) and the user's own code exit with
+    1 in one clear line (the user's code with its traceback, as theirs); only nasc's own bugs
+    say "internal error" and exit with 2 (``NASC_DEBUG=1`` shows their traceback)."""
+    from nasc.faults import classify
+
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except NascError as e:
-        print(str(e), file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except (RecursionError, MemoryError) as e:
-        print(f"error: input too complex to process ({type(e).__name__})", file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - a bug in nasc: say so, without a traceback
-        if os.environ.get("NASC_DEBUG"):
+    except Exception as e:  # noqa: BLE001 - every error, told apart by whose fault it is
+        code, message = classify(e)
+        if code == 2 and os.environ.get("NASC_DEBUG"):
             raise
-        print(
-            f"internal error: {type(e).__name__}: {e}\n(this is a bug in nasc; rerun with "
-            "NASC_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return 2
+        print(message.rstrip("\n"), file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

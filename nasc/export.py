@@ -117,6 +117,7 @@ def load_target(
     """
     import nasc
     from nasc import stdlib
+    from nasc.space import fit_architecture, locate, named_space
 
     text = str(target)
     path = Path(text)
@@ -125,11 +126,9 @@ def load_target(
     if path.suffix == ".nas" or (path.is_file() and path.suffix != ".json"):
         if space is not None:
             raise ExportError(f"{text} is a space; --space only goes with an architecture")
-        sp = nasc.load(text if ("/" in text or text.endswith(".nas")) else "./" + text,
-                       **extra, **params)
-        return _choice_free(sp, text), None
+        return _choice_free(nasc.load(locate(text, cli=True), **extra, **params), text), None
     if path.suffix == ".json" or path.is_file():
-        if not path.is_file():
+        if not path.exists():
             raise ExportError(f"no architecture file {text}")
         try:
             arch = Architecture.load(path)
@@ -145,21 +144,12 @@ def load_target(
                 raise ExportError(f"{text!r} is a space; --space only goes with an "
                                   "architecture") from None
             return _choice_free(nasc.load(text, **extra, **params), text), None
-    where = space if space is not None else arch.space
-    if where is None:
-        raise ExportError(f"architecture {text} names no space; give one with --space")
-    where = str(where)
-    if (where.endswith(".nas") or "/" in where) or stdlib.path_of(where) is not None:
-        sp = nasc.load(where, **extra, **{**arch.params, **params})
-    else:
-        raise ExportError(f"architecture {text} belongs to space {where!r}, which is not a "
-                          "stdlib space; give its .nas file with --space")
-    from nasc.ir.decisions import DecisionError
-
     try:
-        return sp, sp.canonical(arch)
-    except DecisionError as e:
-        raise ExportError(f"architecture {text} does not fit space {sp.name!r}: {e}") from None
+        where = named_space(arch.space, given=space, what=f"architecture {text}")
+    except NasError as e:
+        raise ExportError(e.message) from None
+    sp = nasc.load(where, **extra, **{**arch.params, **params})
+    return sp, fit_architecture(sp, arch, what=f"architecture {text}")
 
 
 def _choice_free(sp: Space, what: str) -> Space:

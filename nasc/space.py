@@ -290,20 +290,84 @@ def load(
 
 
 def _load(name_or_path, space, ops, limits, params) -> Space:
-    text = str(name_or_path)
-    is_name = isinstance(name_or_path, str) and "/" not in text and not text.endswith(".nas")
+    where = locate(name_or_path)
     sources = Sources()
     el = Elaborator(sources, limits)
     loader = Loader(sources, _module_hook(el, ops))
-    if is_name:
-        path = stdlib.path_of(text)
+    if isinstance(where, str):
+        path = stdlib.path_of(where)
         if path is None:
-            hint = did_you_mean(text, stdlib.names())
-            raise NasError(f"no stdlib space {text!r}{hint}; give a path to load a file")
-        env = loader.load_file(path, name=text)
+            hint = did_you_mean(where, stdlib.names())
+            raise NasError(f"no stdlib space {where!r}{hint}; give a path to load a file")
+        env = loader.load_file(path, name=where)
     else:
-        env = loader.load_file(Path(text))
+        env = loader.load_file(where)
     return _elaborate(el, loader, env, space, ops, params)
+
+
+# ---- where a space comes from ----------------------------------------------------------------
+def locate(arg: str | Path, *, cli: bool = False) -> Path | str:
+    """The one reading of "a ``.nas`` file or a stdlib name": a ``Path`` for a file, a ``str``
+    for the name of a stdlib module (it may not exist: :func:`load` says so).
+
+    A ``Path`` is a file; a string is a file when it ends in ``.nas`` or holds a ``/``, else a
+    stdlib name. On the command line (``cli=True``) a bare word that names a file in the
+    working directory is that file (``nasc check myspace``).
+
+    >>> locate("darts"), locate("spaces/my.nas")
+    ('darts', PosixPath('spaces/my.nas'))
+    """
+    if isinstance(arg, Path):
+        return arg
+    text = str(arg)
+    if text.endswith(".nas") or "/" in text or (cli and Path(text).is_file()):
+        return Path(text)
+    return text
+
+
+def named_space(value: Any, *, given: str | Path | None = None, what: str) -> Path | str:
+    """The space a data file names (an architecture's ``"space"``, a run's configuration):
+    ``given`` when the user gave one (``--space``), else ``value`` if it is a stdlib space.
+
+    A name read from a file is never taken as a path: the file may come from anyone, and a path
+    in it could name any file of this machine (``../../etc/passwd``, ``/dev/zero``)."""
+    if given is not None:
+        return locate(given, cli=True)
+    if value is None:
+        raise NasError(f"{what} names no space; give one with --space")
+    if not isinstance(value, str):
+        raise NasError(f"{what}: 'space' must be a string, not {type(value).__name__}")
+    if isinstance(locate(value), str) and stdlib.path_of(value) is not None:
+        return value
+    raise NasError(f"{what} belongs to space {_shown(value)}, which is not a stdlib space; "
+                   "give its .nas file with --space")
+
+
+def recorded_space(value: Any, *, what: str) -> Path | str:
+    """The space of a run directory's configuration: the stdlib name or the ``.nas`` path the
+    run was started with (read like any ``.nas`` file: regular, bounded; never another kind of
+    file, whatever the configuration says)."""
+    if not isinstance(value, str):
+        raise NasError(f"{what}: the configuration's space is not a name or a path")
+    where = locate(value)
+    if isinstance(where, Path) and where.suffix != ".nas":
+        raise NasError(f"{what}: the configuration names {_shown(value)} as its space, which is "
+                       "neither a stdlib space nor a .nas file")
+    return where
+
+
+def fit_architecture(space: Space, arch: Mapping[str, Any], *, what: str) -> Architecture:
+    """``space.canonical(arch)``, an architecture that does not fit (unknown labels, missing
+    or invalid decisions) reported as the user's mistake."""
+    try:
+        return space.canonical(arch)
+    except dec.DecisionError as e:
+        raise NasError(f"{what} does not fit space {space.name!r}: {e}") from None
+
+
+def _shown(value: str) -> str:
+    """A name from a foreign file, shortened and quoted, for a message."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def parse(

@@ -32,7 +32,7 @@ import attrs
 import torch
 
 import nasc
-from nasc.search import distributed, recipes
+from nasc.search import distributed, recipes, rundir
 from nasc.search.data import Splits, as_splits, load_data
 from nasc.dsl.diagnostics import NasError
 from nasc.search.strategies import (
@@ -375,13 +375,15 @@ def _declared(space: str) -> list[str] | None:
     declaration without elaborating it (``None`` when it cannot be read here)."""
     from nasc import stdlib
     from nasc.dsl import ast
-    from nasc.dsl.parser import parse_module
+    from nasc.dsl.files import read_regular
+    from nasc.dsl.parser import MAX_FILE_BYTES, parse_module
+    from nasc.space import locate
 
-    path = stdlib.path_of(space) if "/" not in space and not space.endswith(".nas") else None
-    path = path or Path(space)
+    where = locate(space)
+    path = stdlib.path_of(where) if isinstance(where, str) else where
     try:
-        module = parse_module(path.read_text(), file=str(path))
-    except (OSError, NasError):
+        module = parse_module(read_regular(path, MAX_FILE_BYTES), file=str(path))
+    except (OSError, TypeError, NasError):
         return None  # nasc.load reports it
     defs = [i for i in module.items if isinstance(i, ast.SpaceDef)]
     named = [d for d in defs if d.name == space] or defs
@@ -456,27 +458,33 @@ def search(
                   seed=seed, batch=batch, space_params=space_params,
                   retrain_params=retrain_params, order=order,
                   checkpoint_every=checkpoint_every, settings=settings)
+    if resume and out is None:
+        raise NasError("--resume needs the run directory (--out DIR)")
+    # the run directory: owned by this run, never another run's overwritten (nasc.search.rundir)
+    stamp = rundir.stamp(search_space(cfg), splits) if out is not None else None
     # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.search.distributed
     ctx = distributed.init(device or "cpu", keep=True)
-    splits = ctx.place(splits)
-    writer = Writer(out, is_main=is_main and ctx.is_main)
+    writer: Writer | None = None
     ckpt: dict[str, Any] | None = None
-    if resume:
-        if out is None:
-            raise NasError("--resume needs the run directory (--out DIR)")
-        path = Path(out) / "checkpoint.pt"
-        if not path.is_file():
-            raise NasError(f"nothing to resume: {path} does not exist")
-        ckpt = load_checkpoint(path)
-        diff = _same(ckpt["config"], cfg)
-        if diff:
-            raise NasError(f"--resume: the run in {out} was started with other settings "
-                           f"({', '.join(diff)}); repeat its command with --resume")
-    with _deterministic(deterministic):
-        try:
+    try:
+        splits = ctx.place(splits)
+        writer = Writer(out, is_main=is_main and ctx.is_main, resume=resume, stamp=stamp)
+        if resume:
+            path = Path(out) / "checkpoint.pt"
+            if not path.exists():
+                raise NasError(f"nothing to resume: {path} does not exist")
+            ckpt = load_checkpoint(path, keys=("config", "state"))
+            diff = _same(ckpt["config"], cfg)
+            if diff:
+                raise NasError(f"--resume: the run in {out} was started with other settings "
+                               f"({', '.join(diff)}); repeat its command with --resume")
+            rundir.check(ckpt.get("digests"), stamp, out)
+        with _deterministic(deterministic):
             return _Run(cfg, splits, writer, ckpt, progress and ctx.is_main, ctx).run()
-        finally:
-            ctx.teardown()
+    finally:
+        if writer is not None:
+            writer.close()
+        ctx.teardown()
 
 
 class _Run:
@@ -836,11 +844,20 @@ def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
     ``architecture.json`` and ``derived.nas`` into the run directory."""
     run = Path(run)
     path = run / "checkpoint.pt"
-    if not path.is_file():
+    if not path.exists():
         raise NasError(f"{run} is not a run directory: no checkpoint.pt")
-    ckpt = load_checkpoint(path)
-    cfg, st = ckpt["config"], ckpt["state"]
+    w = Writer(run, resume=True, command="derive") if write else None  # owns the directory
+    try:
+        return _derive_run(run, load_checkpoint(path, keys=("config", "state")), w)
+    finally:
+        if w is not None:
+            w.close()
+
+
+def _derive_run(run: Path, ckpt: dict[str, Any], w: Writer | None) -> nasc.Architecture:
+    cfg, st = rundir.checked_config(ckpt, run / "checkpoint.pt"), ckpt["state"]
     sp = search_space(cfg)
+    rundir.check(ckpt.get("digests"), {"space": rundir.stamp_space(sp)}, run)
     if cfg["method"] in MULTI_TRIAL:
         trials = (st.get("trials") or {}).get("trials") or []
         if not trials:
@@ -862,8 +879,7 @@ def derive_run(run: str | Path, *, write: bool = True) -> nasc.Architecture:
         arch = sp.canonical(_derive(net))
     rs = retrain_space(cfg)
     arch = rs.canonical(dict(arch))
-    if write:
-        w = Writer(run)
+    if w is not None:
         w.text("architecture.json", arch.to_json(indent=2) + "\n")
         w.text("derived.nas", rs.resolve(arch).to_nas())
     return arch
@@ -873,31 +889,37 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
                        epochs: int | None = None, seed: int = 0, out: str | Path | None = None,
                        batch: int | None = None, progress: bool = True,
                        space_params: Mapping[str, Any] | None = None,
-                       device: str | torch.device | None = None) -> dict[str, Any]:
+                       device: str | torch.device | None = None,
+                       space: str | Path | None = None) -> dict[str, Any]:
     """Train an architecture from scratch (a JSON file, a run directory or an Architecture) on
-    ``data`` and report its test accuracy; ``out`` receives ``report.json``, ``metrics.jsonl``,
-    ``architecture.json`` and ``checkpoint.pt``.
+    ``data`` and report its test accuracy; ``out`` (a new directory: another run's is refused)
+    receives ``report.json``, ``metrics.jsonl``, ``architecture.json`` and ``checkpoint.pt``.
+    ``space``: the architecture's space (a stdlib name or a ``.nas`` file), default the stdlib
+    space it names.
 
     ``device`` as in :func:`search`. Under ``torchrun`` the processes train one network data-
     parallel (each its shard of every batch, gradients averaged; rank 0 writes the files)."""
+    from nasc.space import fit_architecture, named_space
+
+    what = "the architecture"
     if not isinstance(arch, nasc.Architecture):
         p = Path(arch)
         p = p / "architecture.json" if p.is_dir() else p
-        if not p.is_file():
+        what = f"architecture {p}"
+        if not p.exists():
             raise NasError(f"no architecture file {p}")
         try:
             arch = nasc.Architecture.load(p)
         except ValueError as e:
             raise NasError(f"{p}: {e}") from None
-    if not arch.space:
-        raise NasError("the architecture names no space")
+    where = named_space(arch.space, given=space, what=what)
     splits = load_data(data, seed) if isinstance(data, str) else as_splits(data, seed)
     base = DEFAULTS.get(splits.name, DEFAULTS["digits"])
     epochs = base["retrain_epochs"] if epochs is None else epochs
     batch = base["batch"] if batch is None else batch
-    params = {**arch.params, **_common(arch.space, splits), **(space_params or {})}
-    space = nasc.load(arch.space, **params)
-    arch = space.canonical(dict(arch))
+    params = {**arch.params, **_common(str(where), splits), **(space_params or {})}
+    space = nasc.load(where, **params)
+    arch = fit_architecture(space, arch, what=what)
     ctx = distributed.init(device or "cpu", keep=True)
     try:
         return _train(space, arch, ctx.place(splits), ctx, epochs=epochs, batch=batch, seed=seed,
@@ -909,7 +931,7 @@ def train_architecture(arch: str | Path | nasc.Architecture, *, data: Any = "dig
 def _train(space: nasc.Space, arch: nasc.Architecture, splits: Splits, ctx: distributed.Context,
            *, epochs: int, batch: int, seed: int, out: str | Path | None,
            progress: bool) -> dict[str, Any]:
-    writer = Writer(out, is_main=ctx.is_main)
+    writer = Writer(out, is_main=ctx.is_main, command="train")
     writer.start_metrics([])
     torch.manual_seed(seed)
     model = nasc.instantiate(space, arch, device=ctx.device)
