@@ -824,6 +824,8 @@ class Elaborator:
     def _check_ann(self, v: Any, ann: ast.TypeAnn, what: str, loc: SourceLoc) -> Any:
         ok: bool
         n = ann.name
+        if ann.values:
+            return self._check_enum(v, ann, what, loc)
         if isinstance(v, Sym) and n in ("int", "float", "bool", "str"):
             return self._check_sym_ann(v, n, what, loc)
         if n == "int":
@@ -852,6 +854,26 @@ class Elaborator:
         if not ok:
             shown = "" if isinstance(v, Tensor) else f" {show(v)}"
             raise self.error(f"{what} must be {ann}, got {type_name(v)}{shown}", loc)
+        return v
+
+    def _check_enum(self, v: Any, ann: ast.TypeAnn, what: str, loc: SourceLoc) -> Any:
+        """A parameter of an enumerated type takes one of its values (a value choice: every
+        value the choice can take is one)."""
+
+        def member(x: Any) -> bool:
+            return not isinstance(x, bool) and isinstance(x, str | int) and x in ann.values
+
+        allowed = f"one of {', '.join(ast.enum_literal(x) for x in ann.values)}"
+        if isinstance(v, Sym):
+            for env in sampled_assignments(v.labels(), self.domains, 4096):
+                x = self._sym_value(v, env, loc)
+                if not member(x):
+                    when = ", ".join(f"{k}={show(val)}" for k, val in env.items())
+                    raise self.error(f"{what} must be {allowed}, but is {show(x)} when {when}", loc)
+            return v
+        if not member(v):
+            shown = "" if isinstance(v, Tensor) else f" {show(v)}"
+            raise self.error(f"{what} must be {allowed}; got {type_name(v)}{shown}", loc)
         return v
 
     def _check_sym_ann(self, v: Sym, n: str, what: str, loc: SourceLoc) -> Sym:
@@ -1158,8 +1180,12 @@ def _b_align(el: Elaborator, args, kwargs, loc):
     if "stride" in kwargs:
         ty = attrs.evolve(ty, stride=el._dim(kwargs["stride"], loc, "stride"))
     policy = kwargs.get("policy")
-    if policy is not None and not isinstance(policy, str):
-        raise el.error("align(policy=...) takes a string", loc)
+    if policy is not None:
+        from nasc.ir.passes.align import POLICIES  # lazily: the passes need not load with dsl
+
+        if not isinstance(policy, str) or policy not in POLICIES:
+            known = ", ".join(f'"{k}"' for k in sorted(POLICIES))
+            raise el.error(f"align(policy=...) must be one of {known}; got {show(policy)}", loc)
     if ty == x.type:
         return x
     nid = el._add(Align, [x.node], type=ty, policy=policy, loc=loc)

@@ -436,6 +436,22 @@ class _ToAst(Transformer_NonRecursive):
     def type_ann(self, meta, ch):
         return ast.TypeAnn(name=str(ch[0]), arg=ch[1])
 
+    def enum_ann(self, meta, ch):
+        values = tuple(
+            int(str(t)) if t.type == "INT" else _unescape(str(t)[1:-1]) for t in ch
+        )
+        if len({type(v) for v in values}) > 1:
+            raise self.sources.error(
+                "an enumerated type lists strings or integers, not both", self._loc(meta)
+            )
+        if len(set(values)) != len(values):
+            dup = next(v for v in values if values.count(v) > 1)
+            raise self.sources.error(
+                f"an enumerated type lists {ast.enum_literal(dup)} twice", self._loc(meta)
+            )
+        kind = "int" if isinstance(values[0], int) else "str"
+        return ast.TypeAnn(name=kind, values=values)
+
     def type_expr(self, meta, ch):
         args, kwargs = ch[1] or ((), ())
         return ast.TypeExpr(loc=self._loc(meta), name=str(ch[0]), args=args, kwargs=kwargs)

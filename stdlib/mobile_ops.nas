@@ -7,10 +7,11 @@ import nn
 # optional squeeze-and-excitation, 1x1 linear projection to C; a residual add when the stride
 # is 1 and the channel count is kept.
 op mbconv(x: image, C: int, k: int = 3, e: int = 6, stride: int = 1, se: bool = false,
-          act: str = "relu6") -> image(C, x.stride * stride)
+          act: "relu6" | "relu" | "hswish" = "relu6") -> image(C, x.stride * stride)
     require k % 2 == 1, "kernel size must be odd"
     require e >= 1, "expansion ratio must be at least 1"
 
 # conv -> BN -> activation, the stem and last layers of the mobile networks.
-op conv_bn_act(x: image, C: int, k: int = 3, stride: int = 1, act: str = "relu6")
+op conv_bn_act(x: image, C: int, k: int = 3, stride: int = 1,
+                 act: "relu6" | "relu" | "hswish" = "relu6")
     -> image(C, x.stride * stride)
