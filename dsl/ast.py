@@ -294,9 +294,13 @@ class Comment:
 
 @frozen
 class Module:
+    """A parsed file. ``comments`` and ``blank_lines`` (the numbers of the empty lines; ``None``
+    for a module not read from text) let the formatter keep the file's layout."""
+
     file: str
     items: tuple[Stmt, ...]
     comments: tuple[Comment, ...] = ()
+    blank_lines: tuple[int, ...] | None = None
 
 
 def walk_exprs(e: Any):

@@ -97,7 +97,8 @@ def parse_module(text: str | bytes, file: str = "<string>") -> ast.Module:
         raise _syntax_error(e, text, file, sources) from None
     module = _transform(_ToAst(file, sources), tree)
     _check_depth(module, sources)
-    return attrs.evolve(module, comments=tuple(comments))
+    blank = tuple(i for i, line in enumerate(text.split("\n"), 1) if not line.strip())
+    return attrs.evolve(module, comments=tuple(comments), blank_lines=blank)
 
 
 def parse_expr(text: str, file: str = "<expr>", base: SourceLoc | None = None) -> ast.Expr:

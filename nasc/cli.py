@@ -164,7 +164,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as e:
         raise NasError(f"cannot read {path}: {e.strerror}") from None
-    text = format_module(parse_module(data, str(path)))
+    text = format_module(parse_module(data, str(path)), width=args.line_width)
     if args.check:
         same = data.decode("utf-8", "replace") == text
         if not same:
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("file", metavar="FILE")
     fp.add_argument("--write", action="store_true", help="rewrite the file in place")
     fp.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
+    fp.add_argument("--line-width", type=int, default=100, metavar="N",
+                    help="break lines longer than N columns where the syntax allows (default 100)")
     fp.set_defaults(fn=cmd_fmt)
     return p
 

@@ -13,5 +13,4 @@ op mbconv(x: image, C: int, k: int = 3, e: int = 6, stride: int = 1, se: bool = 
 
 # conv -> BN -> activation, the stem and last layers of the mobile networks.
 op conv_bn_act(x: image, C: int, k: int = 3, stride: int = 1,
-                 act: "relu6" | "relu" | "hswish" = "relu6")
-    -> image(C, x.stride * stride)
+               act: "relu6" | "relu" | "hswish" = "relu6") -> image(C, x.stride * stride)
