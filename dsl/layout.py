@@ -205,8 +205,10 @@ class Layout:
             return self._call(head, "[", self.args((), e.kwargs), "]", col, tail, ind)
         if isinstance(e, ast.ChooseOp):
             kw = "optional" if e.optional else "choose"
-            parts = [prefixed(f"{kw} ", self.piece(e.candidates, PREC["postfix"])),
-                     Piece(f"@{e.label.text}")]
+            parts = [
+                prefixed(f"{kw} ", self.piece(e.candidates, PREC["postfix"])),
+                Piece(f"@{e.label.text}"),
+            ]
             head = Piece(
                 " ".join(p.flat for p in parts),
                 lambda c, t, i: self.fill(parts, c, c, t, i, sep="", fill=True),

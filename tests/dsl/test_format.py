@@ -8,14 +8,14 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nasc.cli import main
 from nasc.dsl.format import WIDTH, format_module
 from nasc.dsl.parser import parse_module
 from nasc.ir.printer import print_graph
-from nasc.testing import space_sources
 
 import nasc
 from nasc import stdlib
+from nasc.cli import main
+from nasc.testing import space_sources
 
 STDLIB = {name: stdlib.path_of(name).read_text() for name in stdlib.names()}
 #: Places where a line may break: a line longer than the width has none of them left.
