@@ -139,3 +139,17 @@ def test_integer_enumerations_and_printing():
     (decl,) = [d for d in parse_module(text).items if isinstance(d, ast.OpDecl)]
     assert str(decl.params[1].ann) == "3 | 5 | 7"
     assert str(decl.params[2].ann) == '"a\\"b" | "c"'
+
+
+def test_nasc_check_reports_a_bad_activation_at_the_call(tmp_path, capsys):
+    from nasc.cli import main
+
+    p = tmp_path / "act.nas"
+    p.write_text('import mobile_ops\nspace s() {\n    input x: image(3)\n'
+                 '    output mbconv(x, 8, act="gelu")\n}\n')
+    assert main(["check", str(p)]) == 1
+    err = capsys.readouterr().err
+    line = '    output mbconv(x, 8, act="gelu")'
+    check_render(err, str(p), 4, 12, line)
+    assert 'must be one of "relu6", "relu", "hswish"; got str "gelu"' in err
+    assert "Traceback" not in err and "internal error" not in err

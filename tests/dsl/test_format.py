@@ -47,8 +47,8 @@ def check_formatted(text: str, width: int) -> str:
     return once
 
 
-def ir(text: str, file: str = "t.nas") -> str:
-    return print_graph(nasc.parse(text, file=file).graph, locations=False)
+def ir(text: str, file: str = "t.nas", **params) -> str:
+    return print_graph(nasc.parse(text, file=file, **params).graph, locations=False)
 
 
 # ---- the stdlib ----------------------------------------------------------------------------
@@ -65,13 +65,23 @@ def test_stdlib_formats_idempotently_at_any_width(name, width):
     check_formatted(STDLIB[name], width)
 
 
-SPACES = ["nas_bench_201", "darts", "mobilenet_chain", "enas", "nasnet", "densenas"]
+SPACES = {  # small configurations, to stay fast
+    "nas_bench_201": dict(N=1),
+    "darts": dict(layers=2),
+    "mobilenet_chain": {},
+    "enas": dict(layers=1),
+    "nasnet": dict(N=1),
+    "densenas": {},
+    "proxylessnas": {},
+    "auto_deeplab": dict(L=2),
+}
 
 
-@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("name", sorted(SPACES))
 def test_narrowly_formatted_stdlib_spaces_elaborate_to_the_same_ir(name):
     narrow = check_formatted(STDLIB[name], 40)
-    assert ir(narrow, f"{name}.nas") == ir(STDLIB[name], f"{name}.nas")
+    params = SPACES[name]
+    assert ir(narrow, f"{name}.nas", **params) == ir(STDLIB[name], f"{name}.nas", **params)
 
 
 # ---- generated spaces ----------------------------------------------------------------------
