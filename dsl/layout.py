@@ -187,7 +187,7 @@ class Layout:
         key = (id(e), col, tail, ind, self.width)
         if key not in self._memo:
             self._memo[key] = self._break(e, col, tail, ind)
-        return self._memo[key]
+        return list(self._memo[key])
 
     def _break(self, e: ast.Expr, col: int, tail: int, ind: int) -> Lines:
         if isinstance(e, ast.ListExpr):
