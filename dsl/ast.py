@@ -144,11 +144,25 @@ class Pick(Expr):
 # ---- declarations and statements -----------------------------------------------------------
 @frozen
 class TypeAnn:
+    """A parameter's type: ``int``, ``list[int]``, ... or an enumeration of literals,
+    ``"relu" | "relu6"`` (then ``name`` is ``str`` or ``int``, the kind of its ``values``)."""
+
     name: str
     arg: TypeAnn | None = None
+    values: tuple[str | int, ...] = ()
 
     def __str__(self) -> str:
+        if self.values:
+            return " | ".join(enum_literal(v) for v in self.values)
         return self.name if self.arg is None else f"{self.name}[{self.arg}]"
+
+
+def enum_literal(v: str | int) -> str:
+    """A member of an enumerated type as source text (a plain string, or an integer)."""
+    if isinstance(v, int):
+        return str(v)
+    body = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + body + '"'
 
 
 @frozen
@@ -280,9 +294,13 @@ class Comment:
 
 @frozen
 class Module:
+    """A parsed file. ``comments`` and ``blank_lines`` (the numbers of the empty lines; ``None``
+    for a module not read from text) let the formatter keep the file's layout."""
+
     file: str
     items: tuple[Stmt, ...]
     comments: tuple[Comment, ...] = ()
+    blank_lines: tuple[int, ...] | None = None
 
 
 def walk_exprs(e: Any):

@@ -1,247 +1,44 @@
 """The canonical formatter: AST back to ``.nas`` text (``nasc fmt``, ``Space.to_nas``).
 
-Formatting is canonical: four-space indents, one statement per line, minimal parentheses, and
-comments kept in place. ``parse(format(parse(text)))`` equals ``parse(text)`` up to locations.
+Formatting is canonical: four-space indents, one statement per line, minimal parentheses, lines
+of at most ``width`` columns (100 by default) wherever a break point exists (see
+:mod:`nasc.dsl.layout`), each ``require`` of an op on a line of its own, comments kept in place
+and blank lines kept where the source had them (one for a run of several). A body of one simple
+statement written on one line stays on one line when it fits. ``parse(format(parse(text)))``
+equals ``parse(text)`` up to locations, and formatting formatted text changes nothing.
+
+>>> from nasc.dsl.parser import parse_module
+>>> print(format_module(parse_module("space s(C: int = 8) { input x: image(3)\\n\\n output x }")))
+space s(C: int = 8) {
+    input x: image(3)
+<BLANKLINE>
+    output x
+}
+<BLANKLINE>
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from nasc.dsl import ast
+from nasc.dsl.layout import Layout, Lines, Piece, excess, prefixed, suffixed
+from nasc.dsl.printing import args_flat, expr_flat, literal
 
-_PREC = {
-    "cond": 1,
-    "or": 2,
-    "and": 3,
-    "not": 4,
-    "compare": 5,
-    "..": 6,
-    "+": 7,
-    "-": 7,
-    "*": 8,
-    "/": 8,
-    "//": 8,
-    "%": 8,
-    "neg": 9,
-    "postfix": 10,
-    "atom": 11,
-}
-_COMPARE = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"}
+#: The default line width of ``nasc fmt``.
+WIDTH = 100
 
-
-def literal(v: Any, *, template: bool = True) -> str:
-    """A Python value (int, float, bool, str, list) as ``.nas`` source.
-
-    Strings in expressions are templates, so their braces are doubled; ``template=False`` is for
-    the plain strings of import paths and ``require`` messages.
-    """
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        text = repr(v)
-        return text if ("." in text or "e" in text) else text + ".0"
-    if isinstance(v, str):
-        body = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        if template:
-            body = body.replace("{", "{{").replace("}", "}}")
-        return '"' + body + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(literal(x) for x in v) + "]"
-    raise TypeError(f"no .nas literal for {type(v).__name__}")
-
-
-def _prec(e: ast.Expr) -> int:
-    if isinstance(e, ast.CondExpr):
-        return _PREC["cond"]
-    if isinstance(e, ast.BinOp):
-        return _PREC["compare"] if e.op in _COMPARE else _PREC[e.op]
-    if isinstance(e, ast.Unary):
-        return _PREC["not"] if e.op == "not" else _PREC["neg"]
-    if isinstance(e, ast.Call | ast.Index | ast.Slice | ast.Bind | ast.Attr):
-        return _PREC["postfix"]
-    return _PREC["atom"]
+__all__ = ["WIDTH", "expr", "format_items", "format_module", "literal"]
 
 
 def expr(e: ast.Expr) -> str:
-    """An expression as canonical text."""
-    return _expr(e)
-
-
-def _wrap(e: ast.Expr, min_prec: int) -> str:
-    text = _expr(e)
-    return f"({text})" if _prec(e) < min_prec else text
-
-
-def _args(args: tuple[ast.Expr, ...], kwargs: tuple[tuple[str, ast.Expr], ...]) -> str:
-    return ", ".join([_expr(a) for a in args] + [f"{k}={_expr(v)}" for k, v in kwargs])
-
-
-def _expr(e: ast.Expr) -> str:
-    if isinstance(e, ast.Num):
-        return e.text
-    if isinstance(e, ast.Str):
-        return e.text
-    if isinstance(e, ast.Bool):
-        return "true" if e.value else "false"
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.ListExpr):
-        return "[" + ", ".join(_expr(x) for x in e.items) + "]"
-    if isinstance(e, ast.Comprehension):
-        tail = f" if {_expr(e.cond)}" if e.cond is not None else ""
-        return f"[{_expr(e.elt)} for {', '.join(e.targets)} in {_expr(e.iter)}{tail}]"
-    if isinstance(e, ast.CondExpr):
-        return f"{_wrap(e.test, 2)} ? {_expr(e.then)} : {_expr(e.orelse)}"
-    if isinstance(e, ast.BinOp):
-        p = _prec(e)
-        if e.op == "..":
-            return f"{_wrap(e.left, p + 1)}..{_wrap(e.right, p + 1)}"
-        if e.op in _COMPARE:
-            return f"{_wrap(e.left, p + 1)} {e.op} {_wrap(e.right, p + 1)}"
-        return f"{_wrap(e.left, p)} {e.op} {_wrap(e.right, p + 1)}"
-    if isinstance(e, ast.Unary):
-        if e.op == "not":
-            return f"not {_wrap(e.operand, _PREC['not'])}"
-        return f"-{_wrap(e.operand, _PREC['neg'])}"
-    if isinstance(e, ast.Call):
-        return f"{_wrap(e.func, 10)}({_args(e.args, e.kwargs)})"
-    if isinstance(e, ast.Index):
-        return f"{_wrap(e.obj, 10)}[{_expr(e.index)}]"
-    if isinstance(e, ast.Slice):
-        lo = _expr(e.lo) if e.lo is not None else ""
-        hi = _expr(e.hi) if e.hi is not None else ""
-        return f"{_wrap(e.obj, 10)}[{lo}:{hi}]"
-    if isinstance(e, ast.Bind):
-        return f"{_wrap(e.obj, 10)}[{_args((), e.kwargs)}]"
-    if isinstance(e, ast.Attr):
-        return f"{_wrap(e.obj, 10)}.{e.name}"
-    if isinstance(e, ast.ChooseValue):
-        return f"choose {{{', '.join(_expr(v) for v in e.values)}}} @{e.label.text}"
-    if isinstance(e, ast.ChooseOp):
-        kw = "optional" if e.optional else "choose"
-        return f"{kw} {_wrap(e.candidates, 10)} @{e.label.text} ({_args(e.args, e.kwargs)})"
-    if isinstance(e, ast.Pick):
-        if e.k is None:
-            k = "some"
-        elif isinstance(e.k, ast.BinOp) and e.k.op == "..":
-            k = f"{_wrap(e.k.left, 10)}..{_wrap(e.k.right, 10)}"
-        else:
-            k = _wrap(e.k, 10)
-        return f"pick {k} of {_wrap(e.items, 10)} @{e.label.text}"
-    raise TypeError(f"cannot format {type(e).__name__}")
-
-
-def _params(params: tuple[ast.Param, ...], defaults: dict[str, Any] | None = None) -> str:
-    out = []
-    for p in params:
-        s = p.name
-        if p.ann is not None:
-            s += f": {p.ann}"
-        if defaults is not None and p.name in defaults:
-            s += f" = {literal(defaults[p.name])}"
-        elif p.default is not None:
-            s += f" = {_expr(p.default)}"
-        out.append(s)
-    return ", ".join(out)
+    """An expression as one line of canonical text."""
+    return expr_flat(e)
 
 
 def _type_expr(t: ast.TypeExpr) -> str:
-    return f"{t.name}({_args(t.args, t.kwargs)})"
-
-
-class _Printer:
-    def __init__(self, comments: tuple[ast.Comment, ...]) -> None:
-        self.comments = sorted(comments, key=lambda c: (c.line, c.col))
-        self.lines: list[str] = []
-
-    def _comments_before(self, line: int, indent: str) -> None:
-        while self.comments and self.comments[0].line < line:
-            self.lines.append(indent + self.comments.pop(0).text.rstrip())
-
-    def _trailing(self, line: int) -> None:
-        if self.comments and self.comments[0].line == line and self.lines:
-            self.lines[-1] += "  " + self.comments.pop(0).text.rstrip()
-
-    def stmt(self, s: ast.Stmt, indent: str, defaults: dict[str, Any] | None = None) -> None:
-        self._comments_before(s.loc.line, indent)
-        head = self._head(s, defaults)
-        body = _body_of(s)
-        if body is None:
-            self.lines.append(indent + head)
-            self._trailing(s.loc.line)
-            return
-        self._block(indent, head, body, s)
-
-    def _block(self, indent: str, head: str, body: Any, s: ast.Stmt) -> None:
-        if isinstance(s, ast.If):
-            first = True
-            for test, b in s.branches:
-                kw = "if" if first else "} else if"
-                line = f"{kw} {_expr(test)} {{"
-                if first:
-                    self.lines.append(indent + line)
-                    self._trailing(s.loc.line)
-                else:
-                    self.lines.append(indent + line)
-                self._body(b, indent + "    ", None)
-                first = False
-            if s.orelse is not None:
-                self.lines.append(indent + "} else {")
-                self._body(s.orelse, indent + "    ", s.loc.end_line)
-            self.lines.append(indent + "}")
-            return
-        self.lines.append(indent + head + " {")
-        self._trailing(s.loc.line)
-        self._body(body, indent + "    ", s.loc.end_line)
-        self.lines.append(indent + "}")
-
-    def _body(self, body: tuple[ast.Stmt, ...], indent: str, end_line: int | None) -> None:
-        for st in body:
-            self.stmt(st, indent)
-        if end_line is not None:
-            self._comments_before(end_line, indent)
-
-    def _head(self, s: ast.Stmt, defaults: dict[str, Any] | None) -> str:
-        if isinstance(s, ast.Import):
-            target = literal(s.module, template=False) if s.is_path else s.module
-            return f"import {target}" + (f" as {s.alias}" if s.alias else "")
-        if isinstance(s, ast.OpDecl):
-            reqs = "".join(
-                f" require {_expr(r.test)}"
-                + (f", {literal(r.message, template=False)}" if r.message is not None else "")
-                for r in s.requires
-            )
-            return f"op {s.name}({_params(s.params)}) -> {_type_expr(s.out)}{reqs}"
-        if isinstance(s, ast.BlockDef):
-            return f"{s.kind} {s.name}({_params(s.params)})"
-        if isinstance(s, ast.SpaceDef):
-            return f"space {s.name}({_params(s.params, defaults)})"
-        if isinstance(s, ast.Let):
-            return f"let {', '.join(s.targets)} = {', '.join(_expr(v) for v in s.values)}"
-        if isinstance(s, ast.Assign):
-            return f"{', '.join(s.targets)} = {', '.join(_expr(v) for v in s.values)}"
-        if isinstance(s, ast.AugAssign):
-            return f"{s.target} {s.op}= {_expr(s.value)}"
-        if isinstance(s, ast.For):
-            return f"for {', '.join(s.targets)} in {_expr(s.iter)}"
-        if isinstance(s, ast.If):
-            return "if"
-        if isinstance(s, ast.Return):
-            return f"return {', '.join(_expr(v) for v in s.values)}"
-        if isinstance(s, ast.InputStmt):
-            return f"input {s.name}: {_type_expr(s.type)}"
-        if isinstance(s, ast.OutputStmt):
-            return "output " + (f"{s.name} = " if s.name else "") + _expr(s.value)
-        if isinstance(s, ast.Repeat):
-            depths = ", ".join(_expr(d) for d in s.depths)
-            tail = f" as {s.var}" if s.var else ""
-            return f"repeat {{{depths}}} @{s.label.text}{tail}"
-        if isinstance(s, ast.Assert):
-            return f"assert {_expr(s.test)}" + (f", {_expr(s.message)}" if s.message else "")
-        raise TypeError(f"cannot format {type(s).__name__}")
+    return f"{t.name}({args_flat(t.args, t.kwargs)})"
 
 
 def _body_of(s: ast.Stmt) -> tuple[ast.Stmt, ...] | None:
@@ -252,26 +49,242 @@ def _body_of(s: ast.Stmt) -> tuple[ast.Stmt, ...] | None:
     return None
 
 
+class _Printer:
+    def __init__(
+        self, comments: tuple[ast.Comment, ...], blank_lines: tuple[int, ...] | None, width: int
+    ) -> None:
+        self.comments = sorted(comments, key=lambda c: (c.line, c.col))
+        self.blank = sorted(blank_lines) if blank_lines is not None else None
+        self.width = width
+        self.lay = Layout(width)
+        self.lines: list[str] = []
+        self.last = 0  # the last source line printed
+        self.fresh = True  # at the start of the file or of a body: no blank line here
+
+    # ---- comments and blank lines --------------------------------------------------------------
+    def _emit(self, line: str) -> None:
+        self.lines.append(line)
+        self.fresh = False
+
+    def _gap(self, line: int) -> None:
+        """A blank line before source line ``line`` when the source has one since the last."""
+        if self.blank is None or self.fresh:
+            return
+        i = bisect.bisect_right(self.blank, self.last)
+        if i < len(self.blank) and self.blank[i] < line:
+            self._emit("")
+
+    def _comments_before(self, line: int, indent: str) -> None:
+        while self.comments and self.comments[0].line < line:
+            c = self.comments.pop(0)
+            self._gap(c.line)
+            self._emit(indent + c.text.rstrip())
+            self.last = max(self.last, c.line)
+
+    def _take(self, first: int, last: int) -> list[ast.Comment]:
+        out = []
+        while self.comments and self.comments[0].line <= last:
+            c = self.comments.pop(0)
+            if c.line >= first:
+                out.append(c)
+        return out
+
+    def _place(self, indent: str, lines: Lines, s: ast.Stmt, end: int) -> None:
+        """``lines`` of statement ``s``, with the comments on its source lines up to ``end``:
+        one on its first line ends the first line, one on line ``end`` ends the last, others
+        (and any that would overflow) go on lines of their own before it."""
+        out = [indent + lines[0], *lines[1:]]
+        before = []
+        for c in self._take(s.loc.line, end):
+            text = c.text.rstrip()
+            at = 0 if c.line == s.loc.line else len(out) - 1 if c.line == end else None
+            if at is not None and len(out[at]) + 2 + len(text) <= self.width:
+                out[at] += "  " + text
+            else:
+                before.append(indent + text)
+            self.last = max(self.last, c.line)
+        for line in before + out:
+            self._emit(line)
+
+    # ---- statements ----------------------------------------------------------------------------
+    def stmt(self, s: ast.Stmt, indent: str, defaults: dict[str, Any] | None = None) -> None:
+        self._comments_before(s.loc.line, indent)
+        self._gap(s.loc.line)
+        if isinstance(s, ast.OpDecl):
+            self._place(indent, self._op_decl(s, len(indent)), s, s.loc.end_line or s.loc.line)
+        elif _body_of(s) is None:
+            piece = self._head(s, defaults)
+            end = s.loc.end_line or s.loc.line
+            self._place(indent, piece.lay(len(indent), 0, len(indent)), s, end)
+        else:
+            self._block(s, indent, defaults)
+        self.last = max(self.last, s.loc.end_line or s.loc.line)
+
+    def _block(self, s: ast.Stmt, indent: str, defaults: dict[str, Any] | None) -> None:
+        ind = len(indent)
+        branches = s.branches if isinstance(s, ast.If) else ((None, _body_of(s)),)
+        head = self._head(s, defaults)
+        one = self._one_line(s, head)
+        if one is not None and ind + len(one) <= self.width:
+            self._place(indent, [one], s, s.loc.line)
+            return
+        for k, (test, body) in enumerate(branches):
+            if k > 0:
+                head = prefixed("} else if ", self.lay.piece(test))
+            lines = suffixed(head, " {").lay(ind, 0, ind)
+            if k == 0:
+                self._place(indent, lines, s, s.loc.line)
+            else:
+                self._emit(indent + lines[0])
+                for line in lines[1:]:
+                    self._emit(line)
+            self.fresh = True
+            last = k == len(branches) - 1 and getattr(s, "orelse", None) is None
+            self._body(body, indent + "    ", s.loc.end_line if last else None)
+        if isinstance(s, ast.If) and s.orelse is not None:
+            self._emit(indent + "} else {")
+            self.fresh = True
+            self._body(s.orelse, indent + "    ", s.loc.end_line)
+        self._emit(indent + "}")
+
+    def _one_line(self, s: ast.Stmt, head: Piece) -> str | None:
+        """``head { stmt }`` when the source wrote it so: one simple statement, one line."""
+        body = _body_of(s)
+        if (
+            self.blank is None
+            or body is None
+            or len(body) != 1
+            or _body_of(body[0]) is not None
+            or isinstance(body[0], ast.OpDecl)
+            or s.loc.end_line != s.loc.line
+            or (isinstance(s, ast.If) and (len(s.branches) > 1 or s.orelse is not None))
+        ):
+            return None
+        return f"{head.flat} {{ {self._head(body[0], None).flat} }}"
+
+    def _body(self, body: tuple[ast.Stmt, ...], indent: str, end_line: int | None) -> None:
+        for st in body:
+            self.stmt(st, indent)
+        if end_line is not None:
+            self._comments_before(end_line, indent)
+
+    # ---- heads -------------------------------------------------------------------------------
+    def _list(self, pieces: list[Piece]) -> Piece:
+        """Comma-separated pieces, continued under the first when broken."""
+        return Piece(
+            ", ".join(p.flat for p in pieces),
+            lambda c, t, i: self.lay.fill(pieces, c, c, t, i),
+        )
+
+    def _bracket(self, open_: str, pieces: list[Piece], close: str) -> Piece:
+        flat = open_ + ", ".join(p.flat for p in pieces) + close
+        return Piece(flat, lambda c, t, i: self.lay.bracket(open_, pieces, close, c, t, i))
+
+    def _params(self, params: tuple[ast.Param, ...], defaults: dict[str, Any] | None) -> Piece:
+        pieces = []
+        for p in params:
+            s = p.name + (f": {p.ann}" if p.ann is not None else "")
+            if defaults is not None and p.name in defaults:
+                pieces.append(Piece(f"{s} = {literal(defaults[p.name])}"))
+            elif p.default is not None:
+                pieces.append(prefixed(f"{s} = ", self.lay.piece(p.default)))
+            else:
+                pieces.append(Piece(s))
+        return self._bracket("(", pieces, ")")
+
+    def _type_expr(self, t: ast.TypeExpr) -> Piece:
+        body = self._bracket("(", self.lay.args(t.args, t.kwargs), ")")
+        return prefixed(t.name, body)
+
+    def _exprs(self, values: tuple[ast.Expr, ...]) -> Piece:
+        return self._list([self.lay.piece(v) for v in values])
+
+    def _op_decl(self, s: ast.OpDecl, ind: int) -> Lines:
+        head = prefixed(f"op {s.name}", self._params(s.params, None))
+        out = prefixed("-> ", self._type_expr(s.out))
+        lines = head.lay(ind, 0, ind)
+        if excess(lines, ind, 1 + len(out.flat), self.width) == 0:
+            lines[-1] += " " + out.flat
+        else:  # "-> type" on a line of its own
+            more = out.lay(ind + 4, 0, ind + 4)
+            lines += [" " * (ind + 4) + more[0], *more[1:]]
+        for r in s.requires:
+            parts = [self.lay.piece(r.test)]
+            if r.message is not None:
+                parts.append(Piece(literal(r.message, template=False)))
+            req = prefixed("require ", self._list(parts)).lay(ind + 4, 0, ind + 4)
+            lines += [" " * (ind + 4) + req[0], *req[1:]]
+        return lines
+
+    def _head(self, s: ast.Stmt, defaults: dict[str, Any] | None) -> Piece:
+        if isinstance(s, ast.Import):
+            target = literal(s.module, template=False) if s.is_path else s.module
+            return Piece(f"import {target}" + (f" as {s.alias}" if s.alias else ""))
+        if isinstance(s, ast.BlockDef):
+            return prefixed(f"{s.kind} {s.name}", self._params(s.params, None))
+        if isinstance(s, ast.SpaceDef):
+            return prefixed(f"space {s.name}", self._params(s.params, defaults))
+        if isinstance(s, ast.Let):
+            return prefixed(f"let {', '.join(s.targets)} = ", self._exprs(s.values))
+        if isinstance(s, ast.Assign):
+            return prefixed(f"{', '.join(s.targets)} = ", self._exprs(s.values))
+        if isinstance(s, ast.AugAssign):
+            return prefixed(f"{s.target} {s.op}= ", self.lay.piece(s.value))
+        if isinstance(s, ast.For):
+            return prefixed(f"for {', '.join(s.targets)} in ", self.lay.piece(s.iter))
+        if isinstance(s, ast.If):
+            return prefixed("if ", self.lay.piece(s.branches[0][0]))
+        if isinstance(s, ast.Return):
+            return prefixed("return ", self._exprs(s.values))
+        if isinstance(s, ast.InputStmt):
+            return prefixed(f"input {s.name}: ", self._type_expr(s.type))
+        if isinstance(s, ast.OutputStmt):
+            return prefixed("output " + (f"{s.name} = " if s.name else ""), self.lay.piece(s.value))
+        if isinstance(s, ast.Repeat):
+            depths = self._bracket("{", [self.lay.piece(d) for d in s.depths], "}")
+            label = Piece(f"@{s.label.text}" + (f" as {s.var}" if s.var else ""))
+            parts = [prefixed("repeat ", depths), label]
+            return Piece(
+                f"{parts[0].flat} {label.flat}",
+                lambda c, t, i: self.lay.fill(parts, c, c, t, i, sep=""),
+            )
+        if isinstance(s, ast.Assert):
+            parts = [s.test] + ([s.message] if s.message is not None else [])
+            return prefixed("assert ", self._exprs(tuple(parts)))
+        raise TypeError(f"cannot format {type(s).__name__}")
+
+
 def format_module(
     module: ast.Module,
     *,
     space_defaults: dict[str, dict[str, Any]] | None = None,
     comments: bool = True,
+    width: int = WIDTH,
 ) -> str:
-    """The whole module; ``space_defaults`` replaces the defaults of the named spaces' params."""
-    p = _Printer(module.comments if comments else ())
+    """The whole module; ``space_defaults`` replaces the defaults of the named spaces' params.
+
+    Blank lines follow the source where the module records them (a parsed file); a module built
+    otherwise gets one between items of different kinds and around every definition with a body.
+    """
+    p = _Printer(module.comments if comments else (), module.blank_lines, width)
     prev: ast.Stmt | None = None
     for item in module.items:
-        if prev is not None and (
-            _body_of(item) is not None or _body_of(prev) is not None or type(item) is not type(prev)
+        if (
+            module.blank_lines is None
+            and prev is not None
+            and (
+                _body_of(item) is not None
+                or _body_of(prev) is not None
+                or type(item) is not type(prev)
+            )
         ):
-            p.lines.append("")
+            p._emit("")
         defaults = (space_defaults or {}).get(getattr(item, "name", ""))
         p.stmt(item, "", defaults if isinstance(item, ast.SpaceDef) else None)
         prev = item
-    p._comments_before(1 << 30, "")
+    p._comments_before(1 << 60, "")
     return "\n".join(p.lines).strip("\n") + "\n"
 
 
-def format_items(items: list[ast.Stmt]) -> str:
-    return format_module(ast.Module(file="<fmt>", items=tuple(items)), comments=False)
+def format_items(items: list[ast.Stmt], *, width: int = WIDTH) -> str:
+    return format_module(ast.Module(file="<fmt>", items=tuple(items)), comments=False, width=width)

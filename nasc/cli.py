@@ -146,15 +146,13 @@ def _write_dot(space, path: Path, console, *, overview: bool = False) -> None:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from nasc.dsl.format import format_module
-    from nasc.dsl.parser import parse_module
-
     from nasc.dsl.files import read_regular
-    from nasc.dsl.parser import MAX_FILE_BYTES
+    from nasc.dsl.format import format_module
+    from nasc.dsl.parser import MAX_FILE_BYTES, parse_module
 
     path = Path(args.file)
     data = read_regular(path, MAX_FILE_BYTES)
-    text = format_module(parse_module(data, str(path)))
+    text = format_module(parse_module(data, str(path)), width=args.line_width)
     if args.check:
         same = data.decode("utf-8", "replace") == text
         if not same:
@@ -447,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("file", metavar="FILE")
     fp.add_argument("--write", action="store_true", help="rewrite the file in place")
     fp.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
+    fp.add_argument("--line-width", type=int, default=100, metavar="N",
+                    help="break lines longer than N columns where the syntax allows (default 100)")
     fp.set_defaults(fn=cmd_fmt)
     return p
 

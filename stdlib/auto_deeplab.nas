@@ -75,8 +75,8 @@ block adl_head(x, classes: int) {
     return upsample(conv2d(h, classes, k=1, bias=true), factor=x.stride)
 }
 
-space auto_deeplab(L: int = 12, F: int = 8, blocks: int = 5, classes: int = 19,
-                   stem: int = 64, in_channels: int = 3) {
+space auto_deeplab(L: int = 12, F: int = 8, blocks: int = 5, classes: int = 19, stem: int = 64,
+                   in_channels: int = 3) {
     assert L >= 1, "the network needs at least one layer"
     input x: image(in_channels)
     let t0 = relu(batch_norm(conv2d(x, stem, k=3, stride=2)))
@@ -93,9 +93,10 @@ space auto_deeplab(L: int = 12, F: int = 8, blocks: int = 5, classes: int = 19,
                 let C = F * s // 4
                 # H^{l-2}: the output that the picked cell itself picked (the same labels, so
                 # the same decisions), brought to rate s inside that pick
-                let h = sum([adl_cell(o, sum([adl_prep(q, C, s)
-                                              for q in pick 1 of preds[o.index][2]
-                                              @"{preds[o.index][3]}"]),
+                let h = sum([adl_cell(o,
+                                      sum([adl_prep(q, C, s)
+                                           for q in pick 1 of preds[o.index][2]
+                                                    @"{preds[o.index][3]}"]),
                                       C, s, blocks)
                              for o in pick 1 of [p[1] for p in preds] @"L{l}.s{s}"])
                 cur += [[s, h, [p[1] for p in preds], "L{l}.s{s}"]]

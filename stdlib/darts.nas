@@ -26,19 +26,18 @@ cell darts_cell(s0, s1, C: int, reduce: bool, reduce_prev: bool, steps: int = 4,
     let p0 = reduce_prev ? factorized_reduce(s0, C) : relu_conv_bn(s0, C, k=1)
     let states = [p0, relu_conv_bn(s1, C, k=1)]
     for i in 0..steps {
-        states += sum([
-            dropped(choose DARTS_OPS @"{kind}.n{i}.op{h.index}" (h, C,
-                                                                stride=reduce and h.index < 2 ? 2 : 1),
-                    drop)
-            for h in pick 2 of states @"{kind}.n{i}.in"
-        ])
+        states += sum([dropped(choose DARTS_OPS @"{kind}.n{i}.op{h.index}" (
+                                   h, C, stride=reduce and h.index < 2 ? 2 : 1
+                               ),
+                               drop)
+                       for h in pick 2 of states @"{kind}.n{i}.in"])
     }
     return concat(states[len(states) - multiplier:])
 }
 
-space darts(C: int = 16, layers: int = 8, classes: int = 10, steps: int = 4,
-            multiplier: int = 4, stem_multiplier: int = 3, auxiliary: bool = false,
-            in_channels: int = 3, drop_path: float = 0.0) {
+space darts(C: int = 16, layers: int = 8, classes: int = 10, steps: int = 4, multiplier: int = 4,
+            stem_multiplier: int = 3, auxiliary: bool = false, in_channels: int = 3,
+            drop_path: float = 0.0) {
     input x: image(in_channels)
     let stem = batch_norm(conv2d(x, stem_multiplier * C, k=3))
     let s0 = stem

@@ -40,5 +40,5 @@ op factorized_reduce(x: image, C: int) -> image(C, x.stride * 2)
 op auxiliary_head_cifar(x: image, classes: int) -> vector(classes)
 
 # The seven non-zero candidates of the DARTS search space (`none` is added by relaxation).
-let DARTS_OPS = [max_pool_3x3, avg_pool_3x3, skip_connect,
-                 sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5]
+let DARTS_OPS = [max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3,
+                 dil_conv_5x5]

@@ -68,18 +68,21 @@ block successors(i: int, strides: list[int], stages: list[int], m: int) {
     let open = true
     for j in i + 1..min(i + m + 1, len(strides)) {
         let resolution_ok = strides[j] == strides[i] or strides[j] == 2 * strides[i]
-        if open and stages[j] - stages[i] <= 1 and resolution_ok { outs += j }
-        else { open = false }
+        if open and stages[j] - stages[i] <= 1 and resolution_ok {
+            outs += j
+        } else {
+            open = false
+        }
     }
     return outs
 }
 
 space densenas(classes: int = 1000, in_channels: int = 3, m: int = 4, stem: int = 16,
-               widths: list[int] = WIDTHS, strides: list[int] = STRIDES,
-               stages: list[int] = STAGES, layers: list[int] = LAYERS, last: int = 1984) {
+               widths: list[int] = WIDTHS, strides: list[int] = STRIDES, stages: list[int] = STAGES,
+               layers: list[int] = LAYERS, last: int = 1984) {
     let n = len(widths)
     assert len(strides) == n and len(stages) == n and len(layers) == n,
-        "widths, strides, stages and layers need one entry per block"
+           "widths, strides, stages and layers need one entry per block"
     assert m >= 1, "each block needs at least one connection (m >= 1)"
     input x: image(in_channels)
     # block 0: the fixed first two layers (§3.1.3)
@@ -103,7 +106,7 @@ space densenas(classes: int = 1000, in_channels: int = 3, m: int = 4, stem: int 
         blocks += b
     }
     let src = [i for i in 0..n if n in outs[i]]
-    let features = sum([conv_bn_act(h, last, k=1) for h in pick 1 of [blocks[i] for i in src]
-                        @"last.in"])
+    let features = sum([conv_bn_act(h, last, k=1)
+                        for h in pick 1 of [blocks[i] for i in src] @"last.in"])
     output logits = linear(global_avg_pool(features), classes)
 }

@@ -43,8 +43,10 @@ cell enas_cell(s0, s1, C: int, kind: str, nodes: int = 5) {
     let x0, y0 = enas_calibrate(s0, s1, C)
     let states = [x0, y0]
     for i in 0..nodes {
-        let x = sum([choose ENAS_OPS @"{kind}.n{i}.x_op" (h, C) for h in pick 1 of states @"{kind}.n{i}.x"])
-        let y = sum([choose ENAS_OPS @"{kind}.n{i}.y_op" (h, C) for h in pick 1 of states @"{kind}.n{i}.y"])
+        let x = sum([choose ENAS_OPS @"{kind}.n{i}.x_op" (h, C)
+                     for h in pick 1 of states @"{kind}.n{i}.x"])
+        let y = sum([choose ENAS_OPS @"{kind}.n{i}.y_op" (h, C)
+                     for h in pick 1 of states @"{kind}.n{i}.y"])
         states += x + y
     }
     return relu_conv_bn(concat(states[2:]), C, k=1)
@@ -53,8 +55,7 @@ cell enas_cell(s0, s1, C: int, kind: str, nodes: int = 5) {
 # micro_child.py `_model` (search): a 3x3 conv stem to 3C + BN, layers + 2 cells with the
 # reductions at layers // 3 and 2 * (layers // 3) + 1, then ReLU, global average pooling, linear.
 # The search script uses C = 20 and layers = 6 (scripts/cifar10_micro_search.sh).
-space enas(C: int = 20, layers: int = 6, classes: int = 10, nodes: int = 5,
-           in_channels: int = 3) {
+space enas(C: int = 20, layers: int = 6, classes: int = 10, nodes: int = 5, in_channels: int = 3) {
     input x: image(in_channels)
     let stem = batch_norm(conv2d(x, 3 * C, k=3))
     let s0 = stem

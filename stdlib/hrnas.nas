@@ -14,10 +14,10 @@
 # fixed conv/upsample fusion, with nothing to search).
 #
 # Searching block (eq. 5): mixconv (3x3, 5x5, 7x7 depthwise, expansion 3r, r = 4) + the
-# lightweight transformer (s = 8, d = 64, h = 1, n tokens; `s`, `d` are parameters). Its search units are value choices:
-# the hidden channels of each branch, {0..rc}, and the tokens, {0..n}: 3rc + n per block
-# (c = the block's input channels). The importance pass (method="hrnas") relaxes them with
-# importance factors.
+# lightweight transformer (s = 8, d = 64, h = 1, n tokens; `s`, `d` are parameters). Its search
+# units are value choices: the hidden channels of each branch, {0..rc}, and the tokens, {0..n}:
+# 3rc + n per block (c = the block's input channels). The importance pass (method="hrnas")
+# relaxes them with importance factors.
 #
 # Heads (task): "classification" is the authors' HeadModule (a searching block per branch to
 # `head` widths, reduction blocks chaining 1/4 -> 1/32, 1x1 conv to `last`, global pooling,
@@ -41,12 +41,12 @@ block searching_block(x: image, C: int, stride: int, r: int, tokens: int, s: int
 
 space hrnas(task: str = "classification", classes: int = 1000, in_channels: int = 3,
             stem: list[int] = [24, 24],
-            widths: list = [[24], [18, 36], [18, 36, 72], [18, 36, 72, 144],
-                            [18, 36, 72, 144]],
+            widths: list = [[24], [18, 36], [18, 36, 72], [18, 36, 72, 144], [18, 36, 72, 144]],
             blocks: list = [[1], [2, 2], [2, 2, 3], [2, 2, 3, 4], [2, 2, 3, 4]],
-            head: list[int] = [36, 72, 144, 320], last: int = 0, r: int = 4,
-            tokens: int = 64, s: int = 8, d: int = 64) {
-    assert task == "classification" or task == "segmentation", "task must be classification or segmentation"
+            head: list[int] = [36, 72, 144, 320], last: int = 0, r: int = 4, tokens: int = 64,
+            s: int = 8, d: int = 64) {
+    assert task == "classification" or task == "segmentation",
+           "task must be classification or segmentation"
     assert len(widths) == len(blocks), "widths and blocks need one entry per parallel module"
     input x: image(in_channels)
     let h = conv_bn_act(x, stem[0], k=3, stride=2, act="relu")

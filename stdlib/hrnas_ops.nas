@@ -19,8 +19,8 @@ op mixconv(x: image, C: int, c3: int, c5: int, c7: int, stride: int = 1)
 # projector resized to the output (half size at stride 2). d: attended dimension, h: heads,
 # ffn: the FFN's hidden width in units of s*s (eq. 4: 4). n = 0: all tokens removed, the
 # path adds nothing.
-op transformer(x: image, C: int, n: int = 64, stride: int = 1, s: int = 8, d: int = 64,
-               h: int = 1, ffn: int = 4) -> image(C, x.stride * stride)
+op transformer(x: image, C: int, n: int = 64, stride: int = 1, s: int = 8, d: int = 64, h: int = 1,
+               ffn: int = 4) -> image(C, x.stride * stride)
     require n >= 0, "the token count must be at least 0"
     require stride == 1 or stride == 2, "a searching block has stride 1 or 2"
     require s >= 1 and d >= 1 and h >= 1 and ffn >= 1, "s, d, h and ffn must be positive"

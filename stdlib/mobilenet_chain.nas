@@ -14,8 +14,8 @@ let KERNELS = [mb_layer[k=3], mb_layer[k=5], mb_layer[k=7]]
 
 # stages: [channels, maximum depth, stride of the first layer], ProxylessNAS widths
 space mobilenet_chain(classes: int = 1000, stem: int = 32, first: int = 16,
-                      stages: list = [[24, 4, 2], [40, 4, 2], [80, 4, 2], [96, 4, 1],
-                                      [192, 4, 2], [320, 1, 1]],
+                      stages: list = [[24, 4, 2], [40, 4, 2], [80, 4, 2], [96, 4, 1], [192, 4, 2],
+                                      [320, 1, 1]],
                       last: list = [1280, 1536]) {
     input x: image(3)
     let h = conv_bn_act(x, stem, k=3, stride=2)

@@ -5,8 +5,8 @@
 import mobile_ops
 
 # t (expansion), c (channels), n (repeats), s (stride of the first repeat), from Table 2
-let INVERTED_RESIDUALS = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
-                          [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
+let INVERTED_RESIDUALS = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
+                          [6, 160, 3, 2], [6, 320, 1, 1]]
 
 space mobilenet_v2(classes: int = 1000, dropout_p: float = 0.2, stem: int = 32, last: int = 1280,
                    settings: list = INVERTED_RESIDUALS) {

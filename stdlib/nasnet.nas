@@ -44,11 +44,13 @@ cell nasnet_cell(s0, s1, C: int, reduce: bool, blocks: int = 5) {
     let kind = reduce ? "reduce" : "normal"
     let states = [nasnet_prev(s0, s1, C), relu_conv_bn(s1, C, k=1)]
     for b in 0..blocks {
-        let left = sum([choose NASNET_OPS @"{kind}.b{b}.left_op" (h, C,
-                                                                  stride=reduce and h.index < 2 ? 2 : 1)
+        let left = sum([choose NASNET_OPS @"{kind}.b{b}.left_op" (
+                            h, C, stride=reduce and h.index < 2 ? 2 : 1
+                        )
                         for h in pick 1 of states @"{kind}.b{b}.left"])
-        let right = sum([choose NASNET_OPS @"{kind}.b{b}.right_op" (h, C,
-                                                                    stride=reduce and h.index < 2 ? 2 : 1)
+        let right = sum([choose NASNET_OPS @"{kind}.b{b}.right_op" (
+                             h, C, stride=reduce and h.index < 2 ? 2 : 1
+                         )
                          for h in pick 1 of states @"{kind}.b{b}.right"])
         states += left + right
     }
@@ -58,8 +60,8 @@ cell nasnet_cell(s0, s1, C: int, reduce: bool, blocks: int = 5) {
 # CIFAR-10 network (nasnet.py `cifar_config`, `_build_nasnet_base`): a 3x3 conv stem with
 # stem_multiplier * C filters, then N normal cells, a reduction cell (2C), N normal cells, a
 # reduction cell (4C), N normal cells; ReLU, global average pooling and a linear classifier.
-space nasnet(C: int = 32, N: int = 6, classes: int = 10, stem_multiplier: int = 3,
-             blocks: int = 5, in_channels: int = 3) {
+space nasnet(C: int = 32, N: int = 6, classes: int = 10, stem_multiplier: int = 3, blocks: int = 5,
+             in_channels: int = 3) {
     input x: image(in_channels)
     let stem = batch_norm(conv2d(x, stem_multiplier * C, k=3))
     let s0 = stem

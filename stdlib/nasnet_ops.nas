@@ -28,11 +28,19 @@ op dilated_conv(x: image, C: int, k: int = 3, stride: int = 1, dilation: int = 2
 block nasnet_identity(x, C: int, stride: int = 1) {
     return stride == 1 and x.channels == C ? x : relu_conv_bn(x, C, k=1, stride=stride)
 }
-block conv_1x3_3x1(x, C: int, stride: int = 1) { return conv_1xk_kx1(relu(x), C, k=3, stride=stride) }
-block conv_1x7_7x1(x, C: int, stride: int = 1) { return conv_1xk_kx1(relu(x), C, k=7, stride=stride) }
-block dilated_conv_3x3(x, C: int, stride: int = 1) { return dilated_conv(relu(x), C, k=3, stride=stride) }
+block conv_1x3_3x1(x, C: int, stride: int = 1) {
+    return conv_1xk_kx1(relu(x), C, k=3, stride=stride)
+}
+block conv_1x7_7x1(x, C: int, stride: int = 1) {
+    return conv_1xk_kx1(relu(x), C, k=7, stride=stride)
+}
+block dilated_conv_3x3(x, C: int, stride: int = 1) {
+    return dilated_conv(relu(x), C, k=3, stride=stride)
+}
 block conv_1x1(x, C: int, stride: int = 1) { return relu_conv_bn(x, C, k=1, stride=stride) }
-block conv_3x3(x, C: int, stride: int = 1) { return relu_conv_bn(x, C, k=3, stride=stride, padding=1) }
+block conv_3x3(x, C: int, stride: int = 1) {
+    return relu_conv_bn(x, C, k=3, stride=stride, padding=1)
+}
 block max_pool_5x5(x, C: int, stride: int = 1) {
     assert x.channels == C, "pooling keeps the channel count"
     return max_pool(x, k=5, stride=stride)

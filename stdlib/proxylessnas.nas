@@ -29,8 +29,8 @@ let MBCONVS = [mbconv[k=3, e=3], mbconv[k=3, e=6], mbconv[k=5, e=3], mbconv[k=5,
 # stages: [channels, layers, stride of the first layer] (width_stages, n_cell_stages,
 # stride_stages of the reference's imagenet_arch_search.py)
 space proxylessnas(classes: int = 1000, stem: int = 32, first: int = 16,
-                   stages: list = [[24, 4, 2], [40, 4, 2], [80, 4, 2], [96, 4, 1],
-                                   [192, 4, 2], [320, 1, 1]],
+                   stages: list = [[24, 4, 2], [40, 4, 2], [80, 4, 2], [96, 4, 1], [192, 4, 2],
+                                   [320, 1, 1]],
                    last: int = 1280, dropout_p: float = 0.0, in_channels: int = 3) {
     input x: image(in_channels)
     let h = conv_bn_act(x, stem, k=3, stride=2)

@@ -289,8 +289,8 @@ def test_token_soup_gives_a_space_or_a_nas_error(tokens, seps):
 # ---- pinned failures ------------------------------------------------------------------------
 @pytest.mark.parametrize("text", [
     'import "a{b}.nas"\n',  # braces in strings that are not templates used to be doubled
-    'op f(x: image) -> like(x) require true, "keep {x} as is"\n',
-    'op f(x: image) -> like(x) require true, ""\n',  # an empty message used to be dropped
+    'op f(x: image) -> like(x)\n    require true, "keep {x} as is"\n',
+    'op f(x: image) -> like(x)\n    require true, ""\n',  # an empty message used to be dropped
 ])
 def test_format_keeps_plain_strings(text):
     module = parse_module(text)
