@@ -188,6 +188,21 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                         "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
 
 
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="where cifar10, cifar100, imagenet and cityscapes live (default: "
+                        "$NASC_DATA, else ~/.cache/nasc; CIFAR is downloaded there if absent)")
+
+
+def _data(args: argparse.Namespace):
+    """``--data``, read from ``--data-dir`` when one is given."""
+    if args.data_dir is None:
+        return args.data
+    from nasc.search.data import load_data
+
+    return load_data(args.data, args.seed, data_dir=args.data_dir)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -197,7 +212,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     params = dict(_define(d) for d in args.define or [])
     retrain = dict(_define(d) for d in args.retrain_define or [])
     recipe = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
-    result = search(args.space, method=args.method, data=args.data, epochs=args.epochs,
+    result = search(args.space, method=args.method, data=_data(args), epochs=args.epochs,
                     retrain_epochs=args.retrain_epochs, seed=args.seed, out=args.out,
                     space_params=params, retrain_params=retrain, resume=args.resume,
                     order=args.order, batch=args.batch, checkpoint_every=args.checkpoint_every,
@@ -237,7 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nasc.search.run import train_architecture
 
     params = dict(_define(d) for d in args.define or [])
-    r = train_architecture(args.arch, data=args.data, epochs=args.epochs, seed=args.seed,
+    r = train_architecture(args.arch, data=_data(args), epochs=args.epochs, seed=args.seed,
                            out=args.out, batch=args.batch, space_params=params,
                            device=args.device)
     if launched_rank() != 0:
@@ -325,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--method", default="darts",
                     help="darts, pc-darts, gdas, snas, spos, ..., random, evolution")
     sr.add_argument("--data", default="digits",
-                    help="digits, digit-scenes, or module:function returning your data")
+                    help="digits, digit-scenes, cifar10, cifar100, imagenet, cityscapes, or "
+                    "module:function returning your data")
     sr.add_argument("--epochs", type=int, help="search epochs (default: per data set)")
     sr.add_argument("--retrain-epochs", type=int, help="retraining epochs of the derived net")
     sr.add_argument("--seed", type=int, default=0)
@@ -344,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--compare-random", action="store_true",
                     help="also run random search at the same budget and report both")
     _device_option(sr)
+    _data_dir_option(sr)
     rg = sr.add_argument_group("recipes", "each paper's settings (default: the method's)")
     rg.add_argument("--cost-table", metavar="LUT",
                     help="proxyless, densenas: a latency table (nasc profile -o LUT) for the "
@@ -372,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="train an architecture from scratch on data and report "
                         "its test accuracy")
     tr.add_argument("arch", metavar="ARCH", help="an architecture .json file or a run directory")
-    tr.add_argument("--data", default="digits", help="digits, digit-scenes or module:function")
+    tr.add_argument("--data", default="digits",
+                    help="digits, digit-scenes, cifar10, cifar100, imagenet, cityscapes or "
+                    "module:function")
     tr.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
     tr.add_argument("--batch", type=int, help="batch size (default: per data set)")
     tr.add_argument("--seed", type=int, default=0)
@@ -380,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
     _device_option(tr)
+    _data_dir_option(tr)
     tr.set_defaults(fn=cmd_train)
     ex = sub.add_parser(
         "export", help="write a discrete network as PyTorch, ONNX or resolved .nas",

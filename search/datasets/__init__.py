@@ -1,0 +1,66 @@
+"""Data sets read from their official files, and their batches for the run loop.
+
+``cifar10``, ``cifar100`` (:mod:`.cifar`: the python archives, downloaded with their MD5 checked
+when absent), ``imagenet`` (:mod:`.imagenet`: ``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``, a
+class subset or a fraction for the papers' proxies) and ``cityscapes`` (:mod:`.cityscapes`:
+``leftImg8bit/`` and ``gtFine/*_labelIds.png`` mapped to the 19 train ids). All of them live in
+the data directory (:func:`data_dir`). The papers' augmentation is in :mod:`.augment`;
+:func:`batches`, :func:`cycled` and :func:`evaluation` (:mod:`.stream`) give the run loop their
+batches, streamed through DataLoader workers for the image folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nasc.search.datasets.download import data_dir
+from nasc.search.datasets.stream import accuracy, batches, cycled, evaluation
+
+
+def _cifar10(root: Path, seed: int = 0, **options: Any):
+    from nasc.search.datasets.cifar import cifar
+
+    _no_options("cifar10", options)
+    return cifar("cifar10", root, seed)
+
+
+def _cifar100(root: Path, seed: int = 0, **options: Any):
+    from nasc.search.datasets.cifar import cifar
+
+    _no_options("cifar100", options)
+    return cifar("cifar100", root, seed)
+
+
+def _imagenet(root: Path, seed: int = 0, **options: Any):
+    from nasc.search.datasets.imagenet import imagenet
+
+    _known("imagenet", options, ("classes", "fraction", "size"))
+    return imagenet(root, seed, **options)
+
+
+def _cityscapes(root: Path, seed: int = 0, **options: Any):
+    from nasc.search.datasets.cityscapes import cityscapes
+
+    _known("cityscapes", options, ("size", "crop"))
+    return cityscapes(root, seed, **options)
+
+
+def _no_options(name: str, options: dict[str, Any]) -> None:
+    _known(name, options, ())
+
+
+def _known(name: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
+    from nasc.dsl.diagnostics import NasError
+
+    bad = sorted(set(options) - set(known))
+    if bad:
+        takes = f"takes {', '.join(known)}" if known else "takes no options"
+        raise NasError(f"data: {name} has no option {bad[0]!r} ({name} {takes})")
+
+
+#: name -> ``loader(root, seed, **options) -> Splits`` of the data sets read from files
+FILES = {"cifar10": _cifar10, "cifar100": _cifar100, "imagenet": _imagenet,
+         "cityscapes": _cityscapes}
+
+__all__ = ["FILES", "accuracy", "batches", "cycled", "data_dir", "evaluation"]
