@@ -412,6 +412,33 @@ def _user_function(spec: str):
     return fn
 
 
+def _option_value(text: str) -> Any:
+    """``12`` -> 12, ``0.1`` -> 0.1, ``256x512`` -> (256, 512), ``a+b`` -> ["a", "b"]."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    parts = text.split("x")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    return text.split("+") if "+" in text else text
+
+
+def _named_options(spec: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``imagenet,classes=100,fraction=0.1,size=64`` -> ("imagenet", {...}) (a data set's
+    options in its name, for the command line's ``--data``)."""
+    name, *given = spec.split(",")
+    out = dict(options)
+    for item in given:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip():
+            raise NasError(f"data: {item!r} in {spec!r} is not NAME=VALUE (e.g. "
+                           "imagenet,classes=100,fraction=0.1,size=64)")
+        out[key.strip()] = _option_value(value.strip())
+    return name.strip(), out
+
+
 def load_data(name: str, seed: int = 0, *, data_dir: str | Path | None = None,
               **options: Any) -> Splits:
     """A built-in data set by name, or ``module:function`` (also ``file.py:function``), checked
@@ -422,7 +449,9 @@ def load_data(name: str, seed: int = 0, *, data_dir: str | Path | None = None,
     raises is reported as theirs (:class:`~nasc.dsl.diagnostics.UserCodeError`). The data sets
     read from files (:mod:`nasc.search.datasets`: ``cifar10``, ``cifar100``, ``imagenet``,
     ``cityscapes``) look in ``data_dir`` (default ``$NASC_DATA``, else ``~/.cache/nasc``) and
-    take their ``options`` (e.g. ``classes=`` and ``fraction=`` for an ImageNet proxy).
+    take their ``options`` (e.g. ``classes=`` and ``fraction=`` for an ImageNet proxy), also
+    written into the name as on the command line: ``imagenet,classes=100,fraction=0.1,size=64``
+    (``size=256x512`` for a height and width, ``classes=n01440764+n01443537`` for named wnids).
     """
     from nasc.search import datasets
 
@@ -436,6 +465,7 @@ def load_data(name: str, seed: int = 0, *, data_dir: str | Path | None = None,
         result = _theirs(f"your data function {spec!r}",
                          lambda: fn(seed=seed) if takes_seed else fn())
         return as_splits(result, seed, name=name)
+    name, options = _named_options(name, options)
     if name in datasets.FILES:
         return validate(datasets.FILES[name](datasets.data_dir(data_dir), seed, **options))
     if name not in DATASETS:

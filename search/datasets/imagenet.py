@@ -89,6 +89,7 @@ def imagenet(root: Path, seed: int = 0, *, classes: int | Sequence[str] | None =
                            "folders (two at least are needed)")
         wnids = sorted(wnids[i] for i in torch.randperm(len(wnids), generator=gen)[:classes])
     elif classes is not None:
+        classes = [classes] if isinstance(classes, str) else list(classes)
         unknown = sorted(set(classes) - set(wnids))
         if unknown:
             raise NasError(f"data: no class folder {unknown[0]!r} in {train}")

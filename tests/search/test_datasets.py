@@ -260,3 +260,19 @@ def test_cityscapes_images_without_labels_are_clear_errors(tmp_path):
         load_data("cityscapes", data_dir=tmp_path)
     with pytest.raises(NasError, match="size"):
         load_data("cityscapes", data_dir=tmp_path, size=(4, "x"))
+
+
+def test_options_written_into_the_data_name(tmp_path):
+    write_imagenet(tmp_path)
+    write_cityscapes(tmp_path)
+    s = load_data("imagenet,classes=2,fraction=0.5,size=16", data_dir=tmp_path)
+    assert s.classes == 2 and s.train_a[0].shape[2:] == (16, 16)
+    s = load_data("imagenet,classes=n01440764+n01484850,size=12", data_dir=tmp_path)
+    assert s.meta["wnids"] == ["n01440764", "n01484850"]
+    s = load_data("cityscapes,size=8x16,crop=8x8", data_dir=tmp_path)
+    assert s.test[0].shape[2:] == (8, 16) and s.meta["crop"] == (8, 8)
+    for bad in ("imagenet,size", "imagenet,=3", "imagenet,size="):
+        with pytest.raises(NasError, match="is not NAME=VALUE"):
+            load_data(bad, data_dir=tmp_path)
+    with pytest.raises(NasError, match="no class folder 'nX'"):
+        load_data("imagenet,classes=nX", data_dir=tmp_path)
