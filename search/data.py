@@ -172,23 +172,31 @@ def _tensors(obj: Any, what: str) -> tuple[Any, Any]:
     ):
         return obj[0], obj[1]
     if isinstance(obj, DataLoader):
-        xs, ys = [], []
-        for batch in _theirs(f"your {what} DataLoader", lambda: list(obj)):
-            xs.append(torch.as_tensor(batch[0]))
-            ys.append(torch.as_tensor(batch[1]))
-        if not xs:
+        batches = _theirs(f"your {what} DataLoader", lambda: list(obj))
+        if not batches:
             raise NasError(f"data: the {what} loader yields no batches")
-        return torch.cat(xs), torch.cat(ys)
+        return _joined(batches, torch.cat, what, "batches")
     if isinstance(obj, Dataset) or (hasattr(obj, "__getitem__") and hasattr(obj, "__len__")):
         if len(obj) == 0:
             raise NasError(f"data: the {what} split is empty")
         items = _theirs(f"your {what} data set", lambda: [obj[i] for i in range(len(obj))])
-        return (torch.stack([torch.as_tensor(it[0]) for it in items]),
-                torch.stack([torch.as_tensor(it[1]) for it in items]))
+        return _joined(items, torch.stack, what, "items")
     raise NasError(
         f"data: the {what} split is a {type(obj).__name__}; give a torch Dataset, a "
         "DataLoader or a pair (x, y) of tensors"
     )
+
+
+def _joined(parts: list[Any], join, what: str, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of a data set's items (or a loader's batches), joined."""
+    try:
+        if any(not isinstance(p, tuple | list) or len(p) != 2 for p in parts):
+            raise TypeError("each must be a pair (input, label)")
+        return (join([torch.as_tensor(p[0]) for p in parts]),
+                join([torch.as_tensor(p[1]) for p in parts]))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise NasError(f"data: the {what} {kind} do not make tensors: "
+                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def _theirs(what: str, call):
@@ -412,33 +420,6 @@ def _user_function(spec: str):
     return fn
 
 
-def _option_value(text: str) -> Any:
-    """``12`` -> 12, ``0.1`` -> 0.1, ``256x512`` -> (256, 512), ``a+b`` -> ["a", "b"]."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    parts = text.split("x")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return tuple(int(p) for p in parts)
-    return text.split("+") if "+" in text else text
-
-
-def _named_options(spec: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``imagenet,classes=100,fraction=0.1,size=64`` -> ("imagenet", {...}) (a data set's
-    options in its name, for the command line's ``--data``)."""
-    name, *given = spec.split(",")
-    out = dict(options)
-    for item in given:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip().isidentifier() or not value.strip():
-            raise NasError(f"data: {item!r} in {spec!r} is not NAME=VALUE (e.g. "
-                           "imagenet,classes=100,fraction=0.1,size=64)")
-        out[key.strip()] = _option_value(value.strip())
-    return name.strip(), out
-
-
 def load_data(name: str, seed: int = 0, *, data_dir: str | Path | None = None,
               **options: Any) -> Splits:
     """A built-in data set by name, or ``module:function`` (also ``file.py:function``), checked
@@ -465,7 +446,7 @@ def load_data(name: str, seed: int = 0, *, data_dir: str | Path | None = None,
         result = _theirs(f"your data function {spec!r}",
                          lambda: fn(seed=seed) if takes_seed else fn())
         return as_splits(result, seed, name=name)
-    name, options = _named_options(name, options)
+    name, options = datasets.parse_name(name, options)
     if name in datasets.FILES:
         return validate(datasets.FILES[name](datasets.data_dir(data_dir), seed, **options))
     if name not in DATASETS:

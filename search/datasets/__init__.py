@@ -11,8 +11,11 @@ batches, streamed through DataLoader workers for the image folders.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from nasc.dsl.diagnostics import NasError
 
 from nasc.search.datasets.download import data_dir
 from nasc.search.datasets.stream import accuracy, batches, cycled, evaluation
@@ -51,8 +54,6 @@ def _no_options(name: str, options: dict[str, Any]) -> None:
 
 
 def _known(name: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
-    from nasc.dsl.diagnostics import NasError
-
     bad = sorted(set(options) - set(known))
     if bad:
         takes = f"takes {', '.join(known)}" if known else "takes no options"
@@ -63,4 +64,32 @@ def _known(name: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
 FILES = {"cifar10": _cifar10, "cifar100": _cifar100, "imagenet": _imagenet,
          "cityscapes": _cityscapes}
 
-__all__ = ["FILES", "accuracy", "batches", "cycled", "data_dir", "evaluation"]
+
+def _value(text: str) -> Any:
+    """``12`` -> 12, ``0.1`` -> 0.1, ``256x512`` -> (256, 512), ``a+b`` -> ["a", "b"]."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    parts = text.split("x")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    return text.split("+") if "+" in text else text
+
+
+def parse_name(spec: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``imagenet,classes=100,fraction=0.1,size=64`` -> ("imagenet", {...}) (a data set's
+    options in its name, for the command line's ``--data``)."""
+    name, *given = spec.split(",")
+    out = dict(options)
+    for item in given:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip():
+            raise NasError(f"data: {item!r} in {spec!r} is not NAME=VALUE (e.g. "
+                           "imagenet,classes=100,fraction=0.1,size=64)")
+        out[key.strip()] = _value(value.strip())
+    return name.strip(), out
+
+
+__all__ = ["FILES", "accuracy", "batches", "cycled", "data_dir", "evaluation", "parse_name"]

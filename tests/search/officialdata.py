@@ -3,7 +3,6 @@ that the code that reads them reads the real archives too."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import tarfile
 from pathlib import Path
@@ -107,10 +106,3 @@ def write_cityscapes(root: Path, train=("aachen", 3), val=("frankfurt", 2),
             (gt_dir / f"{stem}_gtFine_polygons.json").write_text("{}")
     return base
 
-
-def png_bytes(a: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()

@@ -303,3 +303,13 @@ def test_data_errors_exit_1_on_the_command_line(tmp_path, capsys):
         assert main(["search", "darts", "--data", f"{f}:{fn}", "--epochs", "1"]) == 1
         err = capsys.readouterr().err
         assert text in err and "bug in nasc" not in err
+
+
+def test_items_that_make_no_tensors_are_clear_errors():
+    ragged = [(torch.zeros(1, 4, 4), 0), (torch.zeros(1, 5, 5), 1)] * 3
+    with pytest.raises(NasError, match="the whole items do not make tensors"):
+        as_splits(ragged)
+    with pytest.raises(NasError, match="each must be a pair"):
+        as_splits({"train": [torch.zeros(3)] * 4, "test": _good(3)})
+    with pytest.raises(NasError, match="do not make tensors"):
+        as_splits({"train": [(torch.zeros(1, 2, 2), "cat")] * 4, "test": _good(3)})
