@@ -50,13 +50,6 @@ class Files(Dataset):
             return self.image(i), self.label(i)
         return self.train_pair(i, torch.Generator().manual_seed(seed))
 
-    def subset(self, idx: Sequence[int]) -> Files:
-        """The same files' samples ``idx`` (a new data set; this one is unchanged)."""
-        new = copy.copy(self)
-        new.items = [self.items[int(i)] for i in idx]
-        new.__dict__.pop("_loaders", None)
-        return new
-
     def joined(self, other: Files) -> Files:
         if type(other) is not type(self):
             raise TypeError(f"cannot join {type(self).__name__} and {type(other).__name__}")
