@@ -321,8 +321,8 @@ def validate(splits: Splits) -> Splits:
         if unseen:
             raise NasError(f"data: the test labels hold class(es) {unseen[:5]} that never occur "
                            "in training (train_a and train_b)")
-    return splits if all(pairs[w] is getattr(splits, w) for w in SPLITS) else attrs.evolve(
-        splits, **{w: pairs[w] for w in SPLITS})
+    same = all(a is b for w in SPLITS for a, b in zip(pairs[w], getattr(splits, w)))
+    return splits if same else attrs.evolve(splits, **{w: pairs[w] for w in SPLITS})
 
 
 def _classes_of(y: Any) -> set[int] | None:

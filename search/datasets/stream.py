@@ -16,6 +16,7 @@ each epoch and iterated in the main process, so the persistent workers serve eve
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,6 +95,19 @@ def _run(split: tuple[Any, Any], positions: list[tuple[int, torch.Tensor, int]],
         yield (xb, yb) if device is None else (xb.to(device), yb.to(device))
 
 
+def _timed(it: Iterator[Batch], timings: dict[str, float] | None) -> Iterator[Batch]:
+    """``it``, adding the seconds spent waiting for each batch to ``timings["data_s"]``."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        if timings is not None:
+            timings["data_s"] = timings.get("data_s", 0.0) + time.perf_counter() - t0
+        yield item
+
+
 def _augment(splits: Any, which: str, augment: bool) -> Any:
     if not augment:
         return None
@@ -102,12 +116,13 @@ def _augment(splits: Any, which: str, augment: bool) -> Any:
 
 def batches(splits: Any, which: str, batch: int, *, seed: int, epoch: int, stream: int,
             start: int = 0, augment: bool = True, retrain: bool = False,
-            device: torch.device | str | None = None,
-            workers: int | None = None) -> Iterator[tuple[int, Batch]]:
+            device: torch.device | str | None = None, workers: int | None = None,
+            timings: dict[str, float] | None = None) -> Iterator[tuple[int, Batch]]:
     """``(i, (x, y))`` for batches ``start..`` of one epoch of split ``which`` (``"train_a"``,
     ``"train_b"``, ``"test"`` or ``"train"``) of :class:`~nasc.search.data.Splits`: the batches of
     :func:`~nasc.search.training.epochs_of`, augmented unless ``augment=False`` (``retrain``:
-    with the retraining extras, cutout for CIFAR)."""
+    with the retraining extras, cutout for CIFAR). ``timings["data_s"]`` (when given)
+    accumulates the seconds the loop waited for data."""
     split = getattr(splits, which)
     per = batches_per_epoch(len(split[1]), batch)
     perm = order(len(split[1]), seed, epoch, stream)
@@ -115,12 +130,13 @@ def batches(splits: Any, which: str, batch: int, *, seed: int, epoch: int, strea
     out = _run(split, positions, batch, seed=seed, epoch=epoch, stream=stream,
                augment=_augment(splits, which, augment), retrain=retrain, device=device,
                workers=workers)
-    yield from zip(range(start, per), out)
+    yield from zip(range(start, per), _timed(out, timings))
 
 
 def cycled(splits: Any, which: str, batch: int, *, seed: int, epoch: int, stream: int,
            start: int, stop: int, augment: bool = True, device: torch.device | str | None = None,
-           workers: int | None = None) -> Iterator[Batch]:
+           workers: int | None = None, timings: dict[str, float] | None = None
+           ) -> Iterator[Batch]:
     """Batches ``start..stop-1`` of split ``which`` cycled (re-shuffled each pass) as
     :class:`~nasc.search.training.Cycler` indexes them: trainB batches for the architecture
     steps of one trainA epoch."""
@@ -134,9 +150,9 @@ def cycled(splits: Any, which: str, batch: int, *, seed: int, epoch: int, stream
         if cycle not in perms:
             perms[cycle] = order(n, seed, epoch, stream + 1_000 * cycle)
         positions.append((i, perms[cycle], j))
-    yield from _run(split, positions, batch, seed=seed, epoch=epoch, stream=stream,
-                    augment=_augment(splits, which, augment), retrain=False, device=device,
-                    workers=workers)
+    yield from _timed(_run(split, positions, batch, seed=seed, epoch=epoch, stream=stream,
+                           augment=_augment(splits, which, augment), retrain=False,
+                           device=device, workers=workers), timings)
 
 
 def evaluation(splits: Any, which: str, batch: int = 256, *,

@@ -313,3 +313,17 @@ def test_items_that_make_no_tensors_are_clear_errors():
         as_splits({"train": [torch.zeros(3)] * 4, "test": _good(3)})
     with pytest.raises(NasError, match="do not make tensors"):
         as_splits({"train": [(torch.zeros(1, 2, 2), "cat")] * 4, "test": _good(3)})
+
+
+@FEW
+@given(st.integers(2, 5), st.integers(0, 3), st.integers(1, 3), st.integers(0, 2**31))
+def test_sound_data_passes_unchanged(classes, extra, channels, seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 2 * classes + extra
+    make = lambda k: (torch.randn(k, channels, 5, 5, generator=g),  # noqa: E731
+                      torch.arange(k) % classes)
+    ta, tb, test = make(n), make(n), make(classes)
+    s = as_splits({"train_a": ta, "train_b": tb, "test": test})
+    assert s.classes == classes and s.in_channels == channels
+    assert torch.equal(s.train_a[0], ta[0]) and torch.equal(s.test[1], test[1])
+    assert validate(s) is s

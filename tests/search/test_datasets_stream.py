@@ -122,6 +122,14 @@ def test_unaugmented_batches_are_those_of_epochs_of_and_cycler(cifar):
         assert torch.equal(a, cyc[i][0]) and torch.equal(b, cyc[i][1])
 
 
+def test_the_time_waiting_for_data_is_counted(cifar):
+    timings = {"search_s": 1.0}
+    n = len(list(batches(cifar, "train_a", 8, seed=0, epoch=0, stream=0, timings=timings)))
+    m = len(list(cycled(cifar, "train_b", 8, seed=0, epoch=0, stream=1, start=0, stop=n,
+                        timings=timings)))
+    assert n == m == 7 and timings["data_s"] > 0 and timings["search_s"] == 1.0
+
+
 def test_augmented_batches_are_reproducible_per_position(cifar):
     one = dict(batches(cifar, "train_a", 8, seed=0, epoch=1, stream=0))
     resumed = dict(batches(cifar, "train_a", 8, seed=0, epoch=1, stream=0, start=3))
