@@ -279,6 +279,14 @@ def validate(splits: Splits) -> Splits:
     or all per pixel; labels lie in ``0 .. classes-1`` (per pixel also :data:`IGNORE`); the
     training splits hold at least two classes; every class of the test split occurs in
     training; ``in_channels`` is the images' channel count.
+
+    >>> x, y = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 2])
+    >>> as_splits({"train": (x, y), "test": (x[:2], y[:2])}).classes
+    3
+    >>> as_splits({"train": (x, y), "test": (x[:1], torch.tensor([3]))})
+    Traceback (most recent call last):
+    ...
+    nasc.dsl.diagnostics.NasError: error: data: the test labels hold class(es) [3] that never ...
     """
     pairs = {w: _pair(*getattr(splits, w), w) for w in SPLITS}
     shapes = {w: tuple(p[0].shape[1:]) for w, p in pairs.items()}

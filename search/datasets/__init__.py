@@ -80,7 +80,13 @@ def _value(text: str) -> Any:
 
 def parse_name(spec: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``imagenet,classes=100,fraction=0.1,size=64`` -> ("imagenet", {...}) (a data set's
-    options in its name, for the command line's ``--data``)."""
+    options in its name, for the command line's ``--data``).
+
+    >>> parse_name("imagenet,classes=100,fraction=0.1,size=64", {})
+    ('imagenet', {'classes': 100, 'fraction': 0.1, 'size': 64})
+    >>> parse_name("cityscapes,size=512x1024", {})
+    ('cityscapes', {'size': (512, 1024)})
+    """
     name, *given = spec.split(",")
     out = dict(options)
     for item in given:

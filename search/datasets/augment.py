@@ -85,7 +85,14 @@ def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
 
 @attrs.frozen(kw_only=True)
 class CifarAugment:
-    """DARTS' CIFAR training pipeline on normalised batches (cutout only when retraining)."""
+    """DARTS' CIFAR training pipeline on normalised batches (cutout only when retraining).
+
+    >>> aug = CifarAugment(mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    >>> x, y = torch.randn(8, 3, 32, 32), torch.arange(8)
+    >>> xa, ya = aug(x, y, torch.Generator().manual_seed(0), retrain=True)
+    >>> xa.shape, bool((ya == y).all())
+    (torch.Size([8, 3, 32, 32]), True)
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
