@@ -1,9 +1,10 @@
 """Where data sets live, and fetching an archive with its checksum verified.
 
 The data directory is ``--data-dir``, else ``$NASC_DATA``, else ``~/.cache/nasc``. An archive
-that is absent is downloaded (``*.part`` while it comes, its MD5 compared with the published one
-before it is kept) and extracted there; without a network the error says which path was looked
-for and where the archive is to be had.
+that is absent is downloaded (``*.PID.part`` while it comes, its MD5 compared with the published
+one before it is kept) and extracted there (into a temporary folder renamed into place, so that
+the processes of a ``torchrun`` can fetch at once); without a network the error says which path
+was looked for and where the archive is to be had.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def ensure(archive: Archive, root: Path, *, timeout: float = 30.0) -> Path:
         except OSError as e:
             raise NasError(f"data: {archive.title} is not in {folder}, and {root} cannot be "
                            f"created to download it into ({e.strerror})") from None
-        part = tar.with_name(tar.name + ".part")
+        part = tar.with_name(f"{tar.name}.{os.getpid()}.part")  # one per process (torchrun)
         print(f"downloading {archive.title} from {archive.url} to {tar}", file=sys.stderr)
         try:
             with urllib.request.urlopen(archive.url, timeout=timeout) as r, open(part, "wb") as f:
@@ -100,10 +101,19 @@ def ensure(archive: Archive, root: Path, *, timeout: float = 30.0) -> Path:
         if got != archive.md5:
             raise NasError(f"data: {tar} has MD5 {got}, not the published {archive.md5} of "
                            f"{archive.url}; delete it to download it again")
+    # extracted beside, then renamed into place: a reader never sees half a folder
+    tmp = root / f".{archive.folder}.{os.getpid()}.extract"
     try:
-        _extract(tar, root)
+        _extract(tar, tmp)
+        if not (tmp / archive.folder).is_dir():
+            raise NasError(f"data: {tar} did not hold the folder {archive.folder}/")
+        if not folder.is_dir():
+            os.replace(tmp / archive.folder, folder)
     except tarfile.TarError as e:
         raise NasError(f"data: cannot extract {tar}: {e}") from None
-    if not folder.is_dir():
-        raise NasError(f"data: {tar} did not hold the folder {archive.folder}/")
+    except OSError:
+        if not folder.is_dir():  # another process put it there first: use theirs
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -135,7 +135,7 @@ def test_an_archive_is_downloaded_verified_and_extracted(tmp_path, monkeypatch):
     monkeypatch.setitem(cifar_mod.ARCHIVES, "cifar10", archive("f" * 32))
     with pytest.raises(NasError, match=f"has MD5 {md5}, not the published f{{32}}"):
         load_data("cifar10", data_dir=dest)
-    assert not (dest / tar.name).exists() and not (dest / (tar.name + ".part")).exists()
+    assert not (dest / tar.name).exists() and not list(dest.glob("*.part"))
     monkeypatch.setitem(cifar_mod.ARCHIVES, "cifar10", archive(md5))
     s = load_data("cifar10", data_dir=dest)
     assert (dest / "cifar-10-batches-py" / "batches.meta").is_file() and s.classes == 10
@@ -276,3 +276,17 @@ def test_options_written_into_the_data_name(tmp_path):
             load_data(bad, data_dir=tmp_path)
     with pytest.raises(NasError, match="no class folder 'nX'"):
         load_data("imagenet,classes=nX", data_dir=tmp_path)
+
+
+def test_an_archive_without_the_folder_is_a_clear_error(tmp_path, monkeypatch):
+    other = tmp_path / "src" / "something-else"
+    other.mkdir(parents=True)
+    (other / "x").write_text("x")
+    tar = tar_folder(other, tmp_path / "cifar-10-python.tar.gz")
+    md5 = hashlib.md5(tar.read_bytes()).hexdigest()
+    monkeypatch.setitem(cifar_mod.ARCHIVES, "cifar10",
+                        Archive(title="CIFAR-10", url=tar.as_uri(), md5=md5,
+                                folder="cifar-10-batches-py"))
+    with pytest.raises(NasError, match="did not hold the folder cifar-10-batches-py/"):
+        load_data("cifar10", data_dir=tmp_path / "d")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [tar.name]  # no leftovers
