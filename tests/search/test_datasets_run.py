@@ -48,7 +48,7 @@ def test_search_on_imagenet_folders(tmp_path, one_thread, capsys):
 def test_search_on_cityscapes_files(tmp_path, one_thread, capsys):
     from officialdata import write_cityscapes
 
-    write_cityscapes(tmp_path / "data", train=("aachen", 2), val=("frankfurt", 1),
+    write_cityscapes(tmp_path / "data", train=("aachen", 4), val=("frankfurt", 1),
                      size=(32, 64))
     out = tmp_path / "run"
     args = ["search", "dcnas", "--method", "dcnas", "--data", "cityscapes,size=32x64,crop=32x32",
