@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasc.dsl.diagnostics import NasError, UserCodeError
+from nasc.dsl.diagnostics import NascError, NasError, UserCodeError
 
 
 def _define(text: str) -> tuple[str, Any]:
@@ -176,15 +176,23 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                         "takes cuda:LOCAL_RANK (NCCL) or the CPU (gloo)")
 
 
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="where cifar10, cifar100, imagenet and cityscapes live (default: "
+                        "$NASC_DATA, else ~/.cache/nasc; CIFAR is downloaded there if absent)")
+
+
 def _data(args: argparse.Namespace):
-    """``--data``: a built-in data set or the user's ``module:function``, loaded here so that
-    nasc's own checks of it (ValueError in :mod:`nasc.search.data`) read as the user's mistake;
+    """``--data``: a built-in data set (read from ``--data-dir``) or the user's
+    ``module:function``, loaded here so that nasc's own checks of it read as the user's mistake;
     an error raised in the user's own code stays theirs (:mod:`nasc.faults`)."""
     from nasc.faults import user_frames
     from nasc.search.data import load_data
 
     try:
-        return load_data(args.data, args.seed)
+        return load_data(args.data, args.seed, data_dir=args.data_dir)
+    except NascError:
+        raise
     except Exception as e:  # noqa: BLE001 - sorted: the user's code, or nasc's check of it
         if user_frames(e.__traceback__):
             raise UserCodeError(f"your data function {args.data!r}", e) from e
@@ -348,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--method", default="darts",
                     help="darts, pc-darts, gdas, snas, spos, ..., random, evolution")
     sr.add_argument("--data", default="digits",
-                    help="digits, digit-scenes, or module:function returning your data")
+                    help="digits, digit-scenes, cifar10, cifar100, imagenet, cityscapes, or "
+                    "module:function returning your data")
     sr.add_argument("--epochs", type=int, help="search epochs (default: per data set)")
     sr.add_argument("--retrain-epochs", type=int, help="retraining epochs of the derived net")
     sr.add_argument("--seed", type=int, default=0)
@@ -367,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--compare-random", action="store_true",
                     help="also run random search at the same budget and report both")
     _device_option(sr)
+    _data_dir_option(sr)
     rg = sr.add_argument_group("recipes", "each paper's settings (default: the method's)")
     rg.add_argument("--cost-table", metavar="LUT",
                     help="proxyless, densenas: a latency table (nasc profile -o LUT) for the "
@@ -395,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="train an architecture from scratch on data and report "
                         "its test accuracy")
     tr.add_argument("arch", metavar="ARCH", help="an architecture .json file or a run directory")
-    tr.add_argument("--data", default="digits", help="digits, digit-scenes or module:function")
+    tr.add_argument("--data", default="digits",
+                    help="digits, digit-scenes, cifar10, cifar100, imagenet, cityscapes or "
+                    "module:function")
     tr.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
     tr.add_argument("--batch", type=int, help="batch size (default: per data set)")
     tr.add_argument("--seed", type=int, default=0)
@@ -405,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                     help="override a space parameter of the network")
     _device_option(tr)
+    _data_dir_option(tr)
     tr.set_defaults(fn=cmd_train)
     ex = sub.add_parser(
         "export", help="write a discrete network as PyTorch, ONNX or resolved .nas",
