@@ -191,6 +191,8 @@ def _data(args: argparse.Namespace):
 
     try:
         return load_data(args.data, args.seed, data_dir=args.data_dir)
+    except NasError as e:  # nasc's own checks of the data: say which option it was
+        raise NasError(f"--data {args.data}: {e.message}") from None
     except NascError:
         raise
     except Exception as e:  # noqa: BLE001 - sorted: the user's code, or nasc's check of it

@@ -152,11 +152,18 @@ def stamp_space(space: Any) -> str:
 
 
 def stamp_data(splits: Any) -> str:
-    """The digest of a run's data: every split's tensors, bytes, shapes and types."""
+    """The digest of a run's data: every split's tensors, bytes, shapes and types; for a split
+    read lazily from image files (:mod:`nasc.search.datasets`), which files in which order (their
+    contents are not read: an ImageNet is too large to hash at every start)."""
     h = hashlib.sha256()
     h.update(f"{splits.classes} {splits.in_channels}".encode())
     for part in (splits.train_a, splits.train_b, splits.test):
         for t in part:
+            if not isinstance(t, torch.Tensor):
+                h.update(f"{type(t).__name__} {getattr(t, 'side', '')} {tuple(t.shape)};"
+                         .encode())
+                h.update(repr(getattr(getattr(t, "files", None), "items", None)).encode())
+                continue
             t = t.detach().cpu().contiguous()
             h.update(f"{tuple(t.shape)} {t.dtype};".encode())
             h.update(memoryview(t.view(-1).view(torch.uint8).numpy()))
