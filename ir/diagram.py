@@ -228,7 +228,34 @@ def _groups(g: Graph, tags, order, space: Graph, decisions) -> list[_Group]:
         text = _group_text(label, values, ops, options, decisions)
         out.append(_Group(nodes=keep, label=label, values=values, text=text,
                           sources=tuple(sources), targets=tuple(targets), out=last))
+    return _units(out, g, options, decisions)
+
+
+def _units(groups: list[_Group], g: Graph, options, decisions) -> list[_Group]:
+    """Groups of value choices alone that run side by side (same inputs, same consumers) are
+    one unit: HR-NAS' searching block, a mixed convolution's channels beside its transformer's
+    tokens."""
+    side: dict[tuple, list[_Group]] = {}
+    out: list[_Group] = []
+    for gr in groups:
+        if gr.label is None:
+            side.setdefault((gr.sources, gr.targets), []).append(gr)
+        else:
+            out.append(gr)
+    for grs in side.values():
+        values = frozenset().union(*(gr.values for gr in grs))
+        ops = [_ops_of(g, gr) for gr in grs]
+        head = ops[0] if len(ops) == 1 else "unit"
+        text = head + " " + _group_text(None, values, [], options, decisions).strip()
+        last = max(grs, key=lambda gr: gr.out).out
+        out.append(_Group(nodes=frozenset().union(*(gr.nodes for gr in grs)), label=None,
+                          values=values, text=text.strip(), sources=grs[0].sources,
+                          targets=grs[0].targets, out=last))
     return out
+
+
+def _ops_of(g: Graph, gr: _Group) -> str:
+    return "+".join(sorted({g[n].op for n in gr.nodes if isinstance(g[n], Op)}))
 
 
 def _short(label: str) -> str:

@@ -57,15 +57,30 @@ def _cell_layout(d: Diagram) -> dict[int, tuple[float, float]]:
 
 
 def _network_layout(d: Diagram) -> dict[int, tuple[float, float]]:
+    """Columns by data-flow rank, one row per resolution (finest on top); nodes sharing a
+    spot are stacked."""
     rank = _ranks(d)
-    rows: dict[tuple[int, int], list[int]] = {}
+    strides = {n.key: n.stride if isinstance(n.stride, int) and n.stride > 0 else None
+               for n in d.nodes}
+    levels = sorted({s for s in strides.values() if s is not None}) or [1]
+    spots: dict[tuple[int, int], list[int]] = {}
     for n in d.nodes:
-        s = n.stride if isinstance(n.stride, int) and n.stride > 0 else 1
-        rows.setdefault((rank[n.key], int(round(math.log2(s)))), []).append(n.key)
+        s = strides[n.key]
+        row = levels.index(s) if s is not None else 0
+        spots.setdefault((rank[n.key], row), []).append(n.key)
+    lines = {n.key: len(_wrap(n.text).splitlines()) + 1 for n in d.nodes}
+    tall = [0.0] * len(levels)
+    for (_, row), keys in spots.items():
+        tall[row] = max(tall[row], sum(0.16 * lines[k] + 0.12 for k in keys))
+    top = [0.0]
+    for h in tall[:-1]:
+        top.append(top[-1] - max(1.0, h + 0.4))
     pos = {}
-    for (col, row), keys in rows.items():
-        for j, k in enumerate(keys):
-            pos[k] = (1.0 * col, -1.0 * row - 0.32 * j)
+    for (col, row), keys in spots.items():
+        y = top[row]
+        for k in keys:
+            pos[k] = (1.0 * col, y)
+            y -= 0.16 * lines[k] + 0.12
     return pos
 
 
@@ -137,17 +152,27 @@ def _draw_network(ax, d: Diagram) -> None:
             "shrinkB": 6, "mutation_scale": 7})
     for n in d.nodes:
         x, y = pos[n.key]
-        text = n.text.replace(", ", "\n").replace(" ", "\n", 1)
+        text = _wrap(n.text.replace(", ", " "))
         if n.role == "block" and n.channels is not None:
             text += f"\n{n.channels}ch /{n.stride}"
         ax.text(x, y, text, ha="center", va="center", fontsize=6,
                 bbox={"boxstyle": "round,pad=0.25", "fc": FILL[n.role], "ec": "0.4",
                       "lw": 0.5})
-    rows = sorted({round(y) for _, y in pos.values()}, reverse=True)
-    for r in rows:
-        ax.text(min(x for x, _ in pos.values()) - 0.9, r, f"/{2 ** -r}", fontsize=7,
-                color="0.4", ha="right", va="center")
+    left = min(x for x, _ in pos.values()) - 0.8
+    rows: dict[int, float] = {}
+    for n in d.nodes:
+        if n.role == "block" and isinstance(n.stride, int):
+            rows[n.stride] = max(rows.get(n.stride, -1e9), pos[n.key][1])
+    for stride, y in rows.items():
+        ax.text(left, y, f"/{stride}", fontsize=7, color="0.4", ha="right", va="center")
     _frame(ax, pos, d.title, pad=0.7)
+
+
+def _wrap(text: str) -> str:
+    """The op name on its first line, then two settings a line."""
+    head, *rest = text.split(" ")
+    lines = [head] + [" ".join(rest[i:i + 2]) for i in range(0, len(rest), 2)]
+    return "\n".join(lines)
 
 
 def _frame(ax, pos, title: str, pad: float) -> None:
@@ -169,7 +194,10 @@ def _size(d: Diagram) -> tuple[float, float]:
                 1.0 * (max(ys) - min(ys)) + 1.6)
     pos = _network_layout(d)
     xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
-    return min(MAX_WIDTH_IN, 0.85 * (max(xs) - min(xs)) + 2.5), 0.9 * (max(ys) - min(ys)) + 2.0
+    chars = max(len(line) for n in d.nodes for line in _wrap(n.text).splitlines())
+    column = max(0.85, 0.075 * chars)  # inches: the widest box fits
+    return (min(MAX_WIDTH_IN, column * (max(xs) - min(xs)) + 2.5),
+            0.7 * (max(ys) - min(ys)) + 1.6)
 
 
 def draw(ds: Sequence[Diagram], path: Path, *, title: str = "") -> tuple[int, int]:
@@ -186,14 +214,14 @@ def draw(ds: Sequence[Diagram], path: Path, *, title: str = "") -> tuple[int, in
     sizes = [[_size(d) for d in row] for row in rows]
     width = min(MAX_WIDTH_IN, max(sum(w for w, _ in row) for row in sizes))
     heights = [max(h for _, h in row) for row in sizes]
-    fig = plt.figure(figsize=(width, sum(heights) + (0.4 if title else 0)))
+    fig = plt.figure(figsize=(width, sum(heights)))
     subs = fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
     for sub, row, size in zip(subs, rows, sizes):
         axes = sub.subplots(1, len(row), width_ratios=[w for w, _ in size], squeeze=False)[0]
         for ax, d in zip(axes, row):
             (_draw_cell if d.kind == "cell" else _draw_network)(ax, d)
-    if title:
-        fig.suptitle(title, fontsize=12)
+            if title:
+                ax.set_title(f"{title}: {d.title}", fontsize=11)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return png_size(path)
