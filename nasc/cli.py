@@ -145,6 +145,11 @@ def _write_dot(space, path: Path, console, *, overview: bool = False) -> None:
     draw = to_overview_dot if overview else to_dot
     path.write_text(draw(space.graph, space.name))
     console.print(f"wrote {path}")
+    if overview:  # the paper's pictures: each shared cell type once (nasc.ir.diagram)
+        from nasc.search.diagrams import space_picture
+
+        console.print(space_picture(space, path.with_suffix(".png")))
+        return
     dot = shutil.which("dot")
     if dot is None:
         console.print("(install Graphviz's 'dot' to also get PNG and SVG pictures)")

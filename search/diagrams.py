@@ -251,3 +251,16 @@ def space_figure(space: Any, path: Path) -> bool:
         return False
     draw(ds, path, title=f"{space.name} (search space)")
     return True
+
+
+def space_picture(space: Any, path: Path) -> str:
+    """``nasc show --overview``'s PNG: :func:`space_figure` when matplotlib is installed; the
+    line to print."""
+    from nasc.search.pictures import have_matplotlib
+
+    if not have_matplotlib():
+        return "(install matplotlib, pip install 'nasc[plot]', to also get a PNG picture)"
+    if not space_figure(space, path):
+        return f"(no decisions in {space.name}: no overview picture)"
+    w, h = png_size(path)
+    return f"wrote {path} ({w}x{h} px)"

@@ -42,10 +42,11 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
     tables = final_weights(rows, options)
     heat_rows = sum(len(t[1]) for t in tables)
     heat_w = 1.6 + 0.45 * max(len(t[0]) for t in tables)
-    fig = plt.figure(figsize=(3.2 * cols + heat_w, max(2.4 * nrows, 0.2 * heat_rows + 1.2)),
-                     layout="constrained")
+    fig = plt.figure(figsize=(3.2 * cols + heat_w, max(2.4 * nrows, 0.2 * heat_rows + 1.2)))
     left, right = fig.subfigures(1, 2, width_ratios=[3.2 * cols, heat_w])
     axes = left.subplots(nrows, cols, squeeze=False)
+    left.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / (2.4 * nrows),
+                         top=1 - 0.35 / (2.4 * nrows), hspace=0.45, wspace=0.3)
     epochs = [r["epoch"] for r in rows]
     for ax, lab in zip(axes.flat, labels):
         series = list(zip(*[r["alpha"][lab] for r in rows]))
@@ -82,6 +83,7 @@ def final_weights(rows: list[dict[str, Any]], options: dict[str, list[str]] | No
 def _heatmaps(fig: Any, tables, epoch: Any) -> None:
     axes = fig.subplots(len(tables), 1, squeeze=False,
                         height_ratios=[len(t[1]) + 2 for t in tables])[:, 0]
+    fig.subplots_adjust(left=0.4, right=0.92, bottom=0.08, top=0.95, hspace=0.6)
     for ax, (names, labs, vals) in zip(axes, tables):
         im = ax.imshow(vals, aspect="auto", cmap="viridis", vmin=0.0,
                        vmax=max(max(v) for v in vals))
