@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import attrs
 from nasc.ir.graph import Graph
-from nasc.ir.nodes import Input, InputChoice, Merge, Node, Op, OpChoice, Output, RepeatChoice
+from nasc.ir.nodes import Input, Merge, Node, Op, OpChoice, Output, RepeatChoice
 from nasc.ir.resolve import resolve_graph
 from nasc.ir.sym import labels_of
 
@@ -140,7 +140,8 @@ def diagrams(space: Graph, decisions: Mapping[str, Any] | None = None) -> list[D
     active = counts if decisions is None else {k: counts[k] for k in decisions if k in counts}
     if any(c == 1 for c in active.values()):
         cells = [(i, _family_name(labels)) for labels, insts in families.items() for i in insts]
-        loose = [gr for gr in groups if not any(gr in i.groups for i, _ in cells)]
+        inside = {id(gr) for i, _ in cells for gr in i.groups}
+        loose = [gr for gr in groups if id(gr) not in inside]
         out.append(_network(g, cells, loose, order))
     return out
 

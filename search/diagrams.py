@@ -9,7 +9,6 @@ decisions on a grid of columns (data-flow rank) and rows (resolution: stride 1 o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,9 @@ def _cell_layout(d: Diagram) -> dict[int, tuple[float, float]]:
     for j, k in enumerate(inputs):
         pos[k] = (0.0, 2.4 * ((len(inputs) - 1) / 2 - j))
     for j, k in enumerate(inner):
-        pos[k] = (1.6 * (j + 1), 1.5 * (1 if j % 2 == 0 else -1))
+        pos[k] = (2.4 + 1.6 * j, 1.5 * (1 if j % 2 == 0 else -1))
     for j, k in enumerate(outputs):
-        pos[k] = (1.6 * (len(inner) + 1), 2.4 * ((len(outputs) - 1) / 2 - j))
+        pos[k] = (2.4 + 1.6 * len(inner), 2.4 * ((len(outputs) - 1) / 2 - j))
     return pos
 
 
@@ -130,7 +129,7 @@ def _label_spot(p0, p1, rad: float, placed, nodes) -> tuple[float, float]:
         x = (1 - t) ** 2 * x0 + 2 * t * (1 - t) * cx + t * t * x1
         y = (1 - t) ** 2 * y0 + 2 * t * (1 - t) * cy + t * t * y1
         clash = sum(abs(x - a) < 1.1 and abs(y - b) < 0.3 for a, b in placed)
-        clash += sum(abs(x - a) < 0.7 and abs(y - b) < 0.45 for a, b in nodes)
+        clash += sum(abs(x - a) < 0.95 and abs(y - b) < 0.45 for a, b in nodes)
         if clash == 0:
             return x, y
         spots.append((clash, t, x, y))
@@ -191,7 +190,7 @@ def _size(d: Diagram) -> tuple[float, float]:
         pos = _cell_layout(d)
         xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
         return (min(MAX_WIDTH_IN, 1.15 * (max(xs) - min(xs)) + 1.6),
-                1.0 * (max(ys) - min(ys)) + 1.6)
+                1.3 * (max(ys) - min(ys)) + 1.6)
     pos = _network_layout(d)
     xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
     chars = max(len(line) for n in d.nodes for line in _wrap(n.text).splitlines())
