@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and PNG/SVG with dot)")
     sp.add_argument("--overview", action="store_true",
                     help="with --dot: draw only the decisions and how data flows between them "
-                         "(the papers' pictures)")
+                         "(the papers' pictures: each shared cell once; also FILE.png)")
     sp.add_argument("--ir", action="store_true", help="print the IR, one line per node")
     sp.add_argument("--all", action="store_true", help="list every choice")
     sp.set_defaults(fn=cmd_show)
