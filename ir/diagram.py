@@ -265,7 +265,7 @@ def _short(label: str) -> str:
 
 def _group_text(label, values, ops, options, decisions) -> str:
     if decisions is None:
-        parts = [f"{_short(label)} ×{len(options[label])}"] if label is not None else ops
+        parts = [f"{label} ×{len(options[label])}"] if label is not None else ops
         parts += [f"{_short(v)} ∈ {_span(options[v])}" for v in sorted(values)]
     else:
         parts = [_option(decisions[label], options[label])] if label is not None else ops
@@ -370,7 +370,8 @@ def _cell(g: Graph, title: str, inst: _Instance, order, count: int) -> Diagram:
         names[n] = ("c_{k}" if j == 0 else f"c_{{k}}.{j}", "output")
     nodes = tuple(DiagramNode(key=n, text=t, role=r, channels=_ch(g, n), stride=_st(g, n))
                   for n, (t, r) in sorted(names.items(), key=lambda kv: order[kv[0]]))
-    edges = [DiagramEdge(src=s, dst=gr.targets[0], label=gr.text)
+    prefix = _prefix(inst.labels)
+    edges = [DiagramEdge(src=s, dst=gr.targets[0], label=gr.text.removeprefix(prefix))
              for gr in sorted(inst.groups, key=lambda gr: order[gr.out]) for s in gr.sources
              if s in names]
     by_target: dict[int, list[_Group]] = {}
@@ -383,14 +384,20 @@ def _cell(g: Graph, title: str, inst: _Instance, order, count: int) -> Diagram:
     return Diagram(title=title, kind="cell", nodes=nodes, edges=tuple(edges), instances=count)
 
 
-def _family_name(labels) -> str:
+def _prefix(labels) -> str:
+    """The dotted components all ``labels`` share, with the last dot (``normal.``)."""
     parts = [lab.split(".") for lab in labels]
     common = []
     for column in zip(*parts):
         if len(set(column)) != 1:
             break
         common.append(column[0])
-    return ".".join(common) + " cell" if common else "cell"
+    return "".join(c + "." for c in common)
+
+
+def _family_name(labels) -> str:
+    prefix = _prefix(labels)
+    return f"{prefix[:-1]} cell" if prefix else "cell"
 
 
 def _ch(g: Graph, n: int):

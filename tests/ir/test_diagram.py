@@ -58,8 +58,8 @@ def test_every_darts_architecture_is_read_back_from_its_diagram(darts, seed):
 def test_the_space_cell_has_every_candidate_edge(darts):
     normal, reduce = diagrams(darts.graph)
     assert len(normal.labelled_edges()) == 2 + 3 + 4 + 5  # node i reads every earlier state
-    assert ("c_{k-2}", "3", "op0 ×7") in normal.labelled_edges()
-    assert ("2", "3", "op4 ×7") in reduce.labelled_edges()
+    assert ("c_{k-2}", "3", "n3.op0 ×7") in normal.labelled_edges()
+    assert ("2", "3", "n3.op4 ×7") in reduce.labelled_edges()
 
 
 def test_nasnet_identity_edges_come_back_and_unused_nodes_feed_c_k():
