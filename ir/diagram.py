@@ -71,7 +71,8 @@ class DiagramEdge:
 
 @attrs.frozen(kw_only=True)
 class Diagram:
-    """A cell type (``kind="cell"``, drawn once for its ``instances``) or the network."""
+    """A cell type (``kind="cell"``, drawn once for its ``instances``) or the network;
+    ``nodes`` in topological order."""
 
     title: str
     kind: Literal["cell", "network"]

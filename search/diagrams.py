@@ -1,6 +1,6 @@
 """Drawing :mod:`nasc.ir.diagram` diagrams with matplotlib (no Graphviz): a cell as the DARTS
-paper draws it (inputs ``c_{k-2}``, ``c_{k-1}`` on the left, the intermediate nodes by rank,
-``c_{k}`` on the right, each edge labelled with its op and coloured by it), the network as
+paper draws it (inputs ``c_{k-2}``, ``c_{k-1}`` on the left, the intermediate nodes each in
+its own column, ``c_{k}`` on the right, each edge labelled with its op and coloured by it), the network as
 decisions on a grid of columns (data-flow rank) and rows (resolution: stride 1 on top).
 
 ``draw(diagrams, path)`` writes one PNG with every diagram; ``architecture_figure`` and
@@ -22,20 +22,13 @@ MAX_WIDTH_IN = 30.0
 
 
 def _ranks(d: Diagram) -> dict[int, int]:
-    """Longest-path rank of every node (inputs 0)."""
+    """Longest-path rank of every node (inputs 0); ``d.nodes`` are in topological order."""
     ins: dict[int, list[int]] = {n.key: [] for n in d.nodes}
     for e in d.edges:
         ins[e.dst].append(e.src)
     rank: dict[int, int] = {}
-
-    def of(k: int) -> int:
-        if k not in rank:
-            rank[k] = 0  # (a cycle cannot occur: the IR is acyclic)
-            rank[k] = 1 + max((of(i) for i in ins[k]), default=-1)
-        return rank[k]
-
     for n in d.nodes:
-        of(n.key)
+        rank[n.key] = 1 + max((rank[i] for i in ins[n.key]), default=-1)
     return rank
 
 
