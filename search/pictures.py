@@ -175,8 +175,12 @@ def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title
     if have_matplotlib() and space is not None and arch is not None:
         from nasc.search.diagrams import architecture_figure
 
-        if architecture_figure(space, arch, writer.path("derived.png"), title=title):
-            return notes
+        try:
+            if architecture_figure(space, arch, writer.path("derived.png"), title=title):
+                return notes
+        except Exception as e:  # noqa: BLE001 - a picture must not lose a finished run
+            notes.append(f"derived.png: the cell diagram failed ({type(e).__name__}: {e}); "
+                         "drew the whole network instead (a bug in nasc.ir.diagram)")
     if architecture_png(graph, writer.path("derived.dot"), writer.path("derived.png")) is None:
         notes.append("neither Graphviz nor matplotlib is installed: no derived.png")
     return notes

@@ -2,6 +2,7 @@
 with the reason, and writes the table; a failing row makes the exit status 1. The parsers of
 the benchmarks' output are checked on lines printed with the benchmarks' own formats."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import gpu_check  # noqa: E402
+_spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
+gpu_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_check)
 
 
 def _table(text: str) -> dict[str, tuple[str, str]]:

@@ -80,3 +80,18 @@ def test_show_overview_draws_each_cell_type_once(tmp_path, capsys):
     w, h = png_size(out.with_suffix(".png"))
     assert w <= 2600 and h <= 900  # was 16875x2401 for 8 cells side by side
     assert f"wrote {out.with_suffix('.png')} ({w}x{h} px)" in capsys.readouterr().out
+
+
+def test_a_failing_diagram_falls_back_to_the_whole_network(tmp_path, monkeypatch):
+    import nasc.search.diagrams
+
+    def broken(*args, **kwargs):
+        raise KeyError(7)
+
+    monkeypatch.setattr(nasc.search.diagrams, "architecture_figure", broken)
+    space = nasc.load("nas_bench_201", N=1, C=4)
+    arch = space.sample(0)
+    notes = write_pictures(Writer(tmp_path), [], space.resolve(arch).graph, "t", space=space,
+                           arch=arch)
+    assert any("cell diagram failed (KeyError: 7)" in n for n in notes)
+    assert png_size(tmp_path / "derived.png")[1] > 0
