@@ -15,10 +15,13 @@ Everything is read from the IR, not from the space's name:
   space, an op choice with its candidates; on an architecture, the chosen candidate's ops
   (found through the resolved graph's provenance and the guards of the space);
 * the tensors an op edge reads and feeds are the *states*; op edges feeding one state belong to
-  one instance, as do op edges reading one state, unless that would repeat a label (then a new
-  instance begins: the next NAS-Bench-201 cell reads the last one's output node); a fixed merge
-  (``sum``, ``concat``) of states of one instance is a state of it too (DARTS' ``concat`` of the
-  intermediate nodes is ``c_{k}``);
+  one instance; an op edge reading a state that an instance computed joins that instance,
+  unless a label would repeat (then a new instance begins: the next NAS-Bench-201 cell reads
+  the last one's output node); a fixed merge (``sum``, ``concat``) of computed states joins
+  their instances, unless a label would repeat, and is a state of the result (DARTS' ``concat``
+  of the intermediate nodes is ``c_{k}``, and joins the nodes that read only the inputs);
+* an input of a state that no op edge computes is an ``identity`` edge (NASNet's identity
+  candidate leaves no node in the resolved graph);
 * instances with the same set of labels are one cell type; a type with two or more instances
   is shared, and is drawn once.
 
@@ -105,15 +108,14 @@ class _Group:
 
 @attrs.define
 class _Instance:
+    """One instance of a cell: its op edges and their labels, the states its edges feed
+    (``targets``) and merge (``closure``), and every state its edges read (``sources``)."""
+
     labels: set[str] = attrs.field(factory=set)
     groups: list[_Group] = attrs.field(factory=list)
     targets: list[int] = attrs.field(factory=list)
     closure: list[int] = attrs.field(factory=list)
     sources: set[int] = attrs.field(factory=set)
-
-    @property
-    def states(self) -> set[int]:
-        return {*self.sources, *self.targets, *self.closure}
 
 
 def diagrams(space: Graph, decisions: Mapping[str, Any] | None = None) -> list[Diagram]:
