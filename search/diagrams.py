@@ -118,10 +118,10 @@ def _label_spot(p0, p1, rad: float, placed, nodes) -> tuple[float, float]:
     (x0, y0), (x1, y1) = p0, p1
     cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
     spots = []
-    for t in (0.45, 0.32, 0.58, 0.22, 0.68, 0.5, 0.38):
+    for t in (0.45, 0.32, 0.58, 0.22, 0.68, 0.5, 0.38, 0.15, 0.78):
         x = (1 - t) ** 2 * x0 + 2 * t * (1 - t) * cx + t * t * x1
         y = (1 - t) ** 2 * y0 + 2 * t * (1 - t) * cy + t * t * y1
-        clash = sum(abs(x - a) < 1.1 and abs(y - b) < 0.3 for a, b in placed)
+        clash = sum(abs(x - a) < 1.2 and abs(y - b) < 0.4 for a, b in placed)
         clash += sum(abs(x - a) < 0.95 and abs(y - b) < 0.45 for a, b in nodes)
         if clash == 0:
             return x, y
