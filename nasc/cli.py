@@ -135,6 +135,11 @@ def _write_dot(space, path: Path, console, *, overview: bool = False) -> None:
     draw = to_overview_dot if overview else to_dot
     path.write_text(draw(space.graph, space.name))
     console.print(f"wrote {path}")
+    if overview:  # the paper's pictures: each shared cell type once (nasc.ir.diagram)
+        from nasc.search.diagrams import space_picture
+
+        console.print(space_picture(space, path.with_suffix(".png")))
+        return
     dot = shutil.which("dot")
     if dot is None:
         console.print("(install Graphviz's 'dot' to also get PNG and SVG pictures)")
@@ -348,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and PNG/SVG with dot)")
     sp.add_argument("--overview", action="store_true",
                     help="with --dot: draw only the decisions and how data flows between them "
-                         "(the papers' pictures)")
+                         "(the papers' pictures: each shared cell once; also FILE.png)")
     sp.add_argument("--ir", action="store_true", help="print the IR, one line per node")
     sp.add_argument("--all", action="store_true", help="list every choice")
     sp.set_defaults(fn=cmd_show)

@@ -24,8 +24,10 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
                         options: dict[str, list[str]] | None = None) -> bool:
     """One panel per label (the first ``per_figure`` labels): each option's softmax weight per
     epoch, on the panel's own scale, named by ``options`` (label -> option names; a relaxed
-    mixture's extra last option is its zero candidate, ``none``). Returns False when matplotlib
-    is missing or there is nothing to draw."""
+    mixture's extra last option is its zero candidate, ``none``); beside them, the final
+    epoch's weights of every label as heatmaps (labels x options, one per set of option
+    names, :func:`final_weights`). Returns False when matplotlib is missing or there is
+    nothing to draw."""
     rows = [r for r in history if r.get("alpha")]
     if not rows or not have_matplotlib():
         return False
@@ -37,7 +39,14 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
     labels = list(rows[0]["alpha"])[:per_figure]
     cols = min(4, len(labels))
     nrows = -(-len(labels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
+    tables = final_weights(rows, options)
+    heat_rows = sum(len(t[1]) for t in tables)
+    heat_w = 1.6 + 0.45 * max(len(t[0]) for t in tables)
+    fig = plt.figure(figsize=(3.2 * cols + heat_w, max(2.4 * nrows, 0.2 * heat_rows + 1.2)))
+    left, right = fig.subfigures(1, 2, width_ratios=[3.2 * cols, heat_w])
+    axes = left.subplots(nrows, cols, squeeze=False)
+    left.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / (2.4 * nrows),
+                         top=1 - 0.35 / (2.4 * nrows), hspace=0.45, wspace=0.3)
     epochs = [r["epoch"] for r in rows]
     for ax, lab in zip(axes.flat, labels):
         series = list(zip(*[r["alpha"][lab] for r in rows]))
@@ -49,12 +58,41 @@ def alpha_evolution_png(history: list[dict[str, Any]], path: Path, *, per_figure
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
-    fig.supxlabel("epoch", fontsize=8)
-    fig.supylabel("softmax weight", fontsize=8)
-    fig.tight_layout()
+    left.supxlabel("epoch", fontsize=8)
+    left.supylabel("softmax weight", fontsize=8)
+    _heatmaps(right, tables, epochs[-1])
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def final_weights(rows: list[dict[str, Any]], options: dict[str, list[str]] | None = None
+                  ) -> list[tuple[list[str], list[str], list[list[float]]]]:
+    """The last epoch's softmax weights as tables ``(option names, labels, weights)``, one
+    per distinct list of option names, labels in their order in the history."""
+    last = rows[-1]["alpha"]
+    tables: dict[tuple[str, ...], tuple[list[str], list[list[float]]]] = {}
+    for lab, ws in last.items():
+        names = tuple(_names((options or {}).get(lab), len(ws)))
+        labs, vals = tables.setdefault(names, ([], []))
+        labs.append(lab)
+        vals.append([float(w) for w in ws])
+    return [(list(k), labs, vals) for k, (labs, vals) in tables.items()]
+
+
+def _heatmaps(fig: Any, tables, epoch: Any) -> None:
+    axes = fig.subplots(len(tables), 1, squeeze=False,
+                        height_ratios=[len(t[1]) + 2 for t in tables])[:, 0]
+    fig.subplots_adjust(left=0.4, right=0.92, bottom=0.08, top=0.95, hspace=0.6)
+    for ax, (names, labs, vals) in zip(axes, tables):
+        im = ax.imshow(vals, aspect="auto", cmap="viridis", vmin=0.0,
+                       vmax=max(max(v) for v in vals))
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=6)
+        ax.set_yticks(range(len(labs)), labs, fontsize=6)
+        best = [max(range(len(v)), key=v.__getitem__) for v in vals]
+        ax.scatter(best, range(len(labs)), marker="o", s=6, c="white")  # the argmax per row
+        fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
+    axes[0].set_title(f"final weights (epoch {epoch}; dot: largest)", fontsize=8)
 
 
 def _names(given: list[str] | None, n: int) -> list[str]:
@@ -119,8 +157,13 @@ def architecture_png(graph: Any, dot_path: Path, path: Path) -> str | None:
 
 
 def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title: str,
-                   options: dict[str, list[str]] | None = None) -> list[str]:
-    """Write ``derived.dot`` (always), ``derived.png`` and ``alpha.png``; the notes to print."""
+                   options: dict[str, list[str]] | None = None, *, space: Any = None,
+                   arch: Any = None) -> list[str]:
+    """Write ``derived.dot`` (always), ``derived.png`` and ``alpha.png``; the notes to print.
+
+    With the searched ``space`` and the derived ``arch``, ``derived.png`` draws the paper's
+    diagrams (:mod:`nasc.ir.diagram`: each shared cell type once, the network of unshared
+    decisions); otherwise, or for a space without decisions, the whole network ``graph``."""
     notes: list[str] = []
     if not writer.active:
         return notes
@@ -129,6 +172,15 @@ def write_pictures(writer: Any, history: list[dict[str, Any]], graph: Any, title
         notes.append("matplotlib is not installed: no PNG pictures (pip install 'nasc[plot]')")
     elif not alpha_evolution_png(history, writer.path("alpha.png"), options=options):
         notes.append("no architecture parameters were trained: no alpha.png")
+    if have_matplotlib() and space is not None and arch is not None:
+        from nasc.search.diagrams import architecture_figure
+
+        try:
+            if architecture_figure(space, arch, writer.path("derived.png"), title=title):
+                return notes
+        except Exception as e:  # noqa: BLE001 - a picture must not lose a finished run
+            notes.append(f"derived.png: the cell diagram failed ({type(e).__name__}: {e}); "
+                         "drew the whole network instead (a bug in nasc.ir.diagram)")
     if architecture_png(graph, writer.path("derived.dot"), writer.path("derived.png")) is None:
         notes.append("neither Graphviz nor matplotlib is installed: no derived.png")
     return notes

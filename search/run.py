@@ -822,7 +822,7 @@ class _Run:
         options = {lab: [f"input {o}" if spec.kind == "input" else str(o) for o in spec.options]
                    for lab, spec in search_space(cfg).specs.items()}
         notes = write_pictures(self.writer, st["history"], resolved.graph,
-                               f"{cfg['space']} derived", options=options)
+                               f"{cfg['space']} derived", options=options, space=rs, arch=arch)
         if notes:
             st["report"]["notes"] = notes
         self.writer.text("report.json", json.dumps(st["report"], indent=2) + "\n")

@@ -2,7 +2,10 @@
 call (so tests and scripts can switch it):
 
 * ``auto`` (the default) — the Triton kernels for CUDA tensors when triton is installed, the
-  torch path otherwise (on the CPU the torch path is faster than the interpreter);
+  torch path otherwise (on the CPU the torch path is faster than the interpreter). triton is
+  an optional dependency (``pip install 'nasc[gpu]'``; PyTorch's CUDA wheels bring it): CUDA
+  tensors without it run the torch path, with one :class:`KernelFallbackWarning` per process
+  saying so and how to install it;
 * ``triton`` — always the Triton kernels: on CPU tensors they need ``TRITON_INTERPRET=1`` (set
   before the first kernel call: triton reads it when a kernel is defined) and otherwise fail with
   a :class:`KernelError`; never a silent fallback. A missing triton is an error too;
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -26,6 +30,7 @@ from torch import nn
 
 __all__ = [
     "KernelError",
+    "KernelFallbackWarning",
     "MODES",
     "kernels_mode",
     "mixture",
@@ -58,6 +63,24 @@ def triton_available() -> bool:
     return True
 
 
+class KernelFallbackWarning(UserWarning):
+    """``NASC_KERNELS=auto`` ran CUDA tensors on the torch path: triton is not installed."""
+
+
+def _triton_or_warn() -> bool:
+    """Whether triton can be imported; if not, warn (once per process: the warning is raised
+    from this one line) that CUDA tensors run the torch path."""
+    if triton_available():
+        return True
+    warnings.warn(
+        "NASC_KERNELS=auto: CUDA tensors, but triton is not installed, so the supernet's fused "
+        "ops (mixture, partial channels, input aggregation) run on the torch path (slower, "
+        "more memory). Install the kernels with pip install 'nasc[gpu]' (or pip install "
+        "triton), or set NASC_KERNELS=torch to choose the torch path.",
+        KernelFallbackWarning, stacklevel=1)
+    return False
+
+
 def _interpreter_on() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
@@ -70,10 +93,11 @@ def use_triton(*tensors: torch.Tensor) -> bool:
         return False  # (an fx proxy while tracing records the torch path)
     on_cuda = all(t.device.type == "cuda" for t in tensors)
     if mode == "auto":
-        return on_cuda and triton_available()
+        return on_cuda and _triton_or_warn()
     if not triton_available():
         raise KernelError("NASC_KERNELS=triton but triton cannot be imported; install it "
-                          "(pip install triton, Linux) or set NASC_KERNELS=torch or auto")
+                          "(pip install 'nasc[gpu]', or pip install triton; Linux) or set "
+                          "NASC_KERNELS=torch or auto")
     if not on_cuda:
         devices = sorted({str(t.device) for t in tensors})
         if not _interpreter_on():
