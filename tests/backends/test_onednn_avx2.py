@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nasc.backends.torch.conv import SubsampledConv2d, conv2d, make_conv2d
-from nasc.export import python_source
+from nasc.export import python_source, to_onnx
 from torch import nn
 
 import nasc
@@ -140,7 +140,7 @@ def test_the_exported_file_keeps_the_subsampled_form_and_the_weights():
     copy(x.contiguous(memory_format=torch.channels_last)).sum().backward()
 
 
-def test_networks_with_subsampled_convs_trace_and_export():
+def test_networks_with_subsampled_convs_trace_and_export(tmp_path):
     space = nasc.parse(NAS, file="strided.nas")
     net = nasc.instantiate(space).eval()
     x = torch.randn(2, 3, 16, 16)
@@ -150,3 +150,9 @@ def test_networks_with_subsampled_convs_trace_and_export():
         torch.testing.assert_close(traced(x), want)
         program = torch.export.export(net, (x,))
         torch.testing.assert_close(program.module()(x), want)
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    path = to_onnx(net, (x,), tmp_path / "net.onnx")
+    (got,) = ReferenceEvaluator(onnx.load(str(path))).run(None, {"input": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
