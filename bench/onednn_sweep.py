@@ -133,13 +133,20 @@ def check(case, threads: int, via_nasc: bool, timeout: float, tol: float) -> tup
         result = None
         waited = 0.0
         while result is None and waited < 6 * timeout:
-            if here.poll(timeout if waited == 0 else 2.0):
+            step = timeout if waited == 0 else 2.0
+            if here.poll(step):
                 result = here.recv()
-            elif not p.is_alive() or not _busy(p.pid):  # blocked, or dead: no more waiting
                 break
-            waited += timeout if waited == 0 else 2.0
-    except EOFError:  # the child died before sending
-        result = None
+            waited += step
+            if not p.is_alive() or not _busy(p.pid):  # blocked, or dead: no more waiting
+                break
+    except EOFError:  # the child closed the pipe without a result: it is dying
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
+            return "crash", "no result, and stuck while exiting"
+        return "crash", f"exit code {p.exitcode}"
     p.join(5 if result is not None else 0)
     if p.is_alive():
         p.kill()

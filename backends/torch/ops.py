@@ -29,6 +29,11 @@ Where an op's input has another width than the reference assumes: ``conv_7x1_1x7
 ``C_in -> C_in`` in its (1, 7) conv and ``C_in -> C`` in its (7, 1) conv (the cost model's
 convention; DARTS only uses ``C_in == C``), and ``none`` returns zeros of the output's shape.
 
+Every convolution is built by :func:`~nasc.backends.torch.conv.make_conv2d`: a strided 1x1
+conv (``FactorizedReduce``, a strided ``conv_bn``/``conv2d`` with ``k=1``) is a
+``SubsampledConv2d``, the stride-1 conv of the subsampled input, which keeps clear of a oneDNN
+bug (``backends/torch/conv.py``); parameters and state-dict keys are ``nn.Conv2d``'s.
+
 Squeeze-and-excitation inside ``mbconv`` (``se=True``) has no reference in MobileNetV2; it is
 torchvision's ``SqueezeExcitation`` as MobileNetV3 places it (after the depthwise conv, 1x1
 convs with bias, ReLU then Hardsigmoid) with ``se_channels(hidden)`` squeeze channels from the
