@@ -50,7 +50,9 @@ SPACES = [("darts", dict(C=8, layers=3, steps=2, multiplier=2), "pc-darts"),
           ("nas_bench_201", dict(C=4, N=1), "darts"),
           ("nasnet", dict(C=4, N=1, blocks=2), "darts"),
           ("auto_deeplab", dict(L=2, F=2, blocks=1, stem=2, classes=3), "darts"),
-          ("dcnas", dict(L=1, F=8, classes=3), "dcnas")]
+          ("dcnas", dict(L=1, F=8, classes=3), "dcnas"),
+          ("hrnas", dict(stem=[4, 4], widths=[[4], [4, 8]], blocks=[[1], [1, 1]], head=[4, 8],
+                         last=8, r=1, tokens=3, s=2, d=4, classes=3), "hrnas")]
 
 
 def _strided_pointwise(model: nn.Module) -> list[str]:
@@ -68,7 +70,7 @@ def test_no_module_nasc_builds_runs_a_strided_1x1_conv(name, params, method):
     assert _strided_pointwise(net) == []
     model = nasc.instantiate(space, space.sample(0), device="meta")
     assert _strided_pointwise(model) == []
-    if name in ("darts", "nasnet"):  # FactorizedReduce, the reduction cells' preprocessing
+    if name in ("darts", "nasnet", "hrnas"):  # FactorizedReduce; MixConv's strided residual
         assert subsampled
 
 
