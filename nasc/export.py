@@ -9,9 +9,10 @@
   ``Network().load_state_dict(net.state_dict())`` works with ``strict=True`` and the two
   compute the same outputs. Its ``forward`` is the fx code of the instantiated ``GraphModule``.
   torch's common layers are written as constructor calls (``nn.Conv2d(16, 16, 3, padding=1,
-  groups=16, bias=False)``), other torch modules are restored from their attributes by
-  ``_restore``; every other module class (the op library's ``SepConv``, ``InvertedResidual``,
-  ops registered from Python) is copied with its methods and class constants (found by
+  groups=16, bias=False)``; a strided 1x1 conv as ``SubsampledConv2d(...)``, its class copied
+  as written from ``nasc.backends.torch.conv``), other torch modules are restored from their
+  attributes by ``_restore``; every other module class (the op library's ``SepConv``,
+  ``InvertedResidual``, ops registered from Python) is copied with its methods and class constants (found by
   :mod:`inspect`; the module-level helpers and constants they use, found by :mod:`ast`, come
   along) on a generic base ``_Restored`` that rebuilds an instance from its plain attributes,
   children and parameter/buffer shapes (non-persistent buffers are written out as values). The
@@ -45,6 +46,7 @@ import torch
 from torch import fx, nn
 
 from nasc.architecture import Architecture
+from nasc.backends.torch.conv import SubsampledConv2d
 from nasc.dsl.diagnostics import NasError
 from nasc.space import Space
 
@@ -307,7 +309,7 @@ def python_source(net: fx.GraphModule, *, class_name: str = "Network", header: s
     parts = [doc, "from __future__ import annotations",
              "\n".join(sorted({"import torch", "from torch import nn", *w.imports},
                               key=lambda line: (line.startswith("from"), line)))]
-    if w.definitions:
+    if any(d not in w.verbatim for d in w.definitions):  # (a verbatim class needs no _Restored)
         parts.append(_RESTORED)
     parts += w.definitions
     parts.append(network)
@@ -325,12 +327,16 @@ class _Writer:
         self.imports: set[str] = set()
         self.definitions: list[str] = []
         self.defined: dict[str, object] = {}  # name -> the object it defines
+        self.verbatim: list[str] = []  # the definitions copied as written
 
     # -- expressions for instances --
     def expr(self, m: nn.Module, indent: int) -> str:
         cls = type(m)
         if cls in _TORCH_LAYERS:
             return _TORCH_LAYERS[cls](m)
+        if cls is SubsampledConv2d:  # a strided 1x1 conv: its class comes along as written
+            self._define_verbatim(cls)
+            return _conv2d(m, cls.__name__)
         if cls is nn.Sequential:
             return self._container("nn.Sequential", list(m.children()), indent)
         if cls is nn.ModuleList:
@@ -408,6 +414,20 @@ class _Writer:
         return ",\n".join(pad + p for p in parts) + "\n" + " " * indent + ")"
 
     # -- definitions --
+    def _define_verbatim(self, cls: type) -> None:
+        """``cls``'s own source, as written (a subclass of a torch layer that overrides its
+        ``forward``: ``SubsampledConv2d``), with what its methods use."""
+        if self.defined.get(cls.__name__) is cls:
+            return
+        if cls.__name__ in self.defined:
+            raise ExportError(f"two exported objects are named {cls.__name__!r}")
+        self.defined[cls.__name__] = cls
+        for v in vars(cls).values():
+            for fn in _method_functions(v):
+                self._needs(fn, ast.parse(textwrap.dedent(inspect.getsource(fn))))
+        self.verbatim.append(inspect.getsource(cls).rstrip("\n") + "\n")
+        self.definitions.append(self.verbatim[-1])
+
     def _define_class(self, cls: type) -> None:
         if self.defined.get(cls.__name__) is cls:
             return
@@ -594,7 +614,7 @@ def _single(v: object) -> object:
     return v[0] if isinstance(v, tuple) and len(set(v)) == 1 else v
 
 
-def _conv2d(m: nn.Conv2d) -> str:
+def _conv2d(m: nn.Conv2d, ctor: str = "nn.Conv2d") -> str:
     kw: dict[str, object] = {}
     for key, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
         v = _single(getattr(m, key))
@@ -603,7 +623,7 @@ def _conv2d(m: nn.Conv2d) -> str:
     kw["bias"] = m.bias is not None
     if m.padding_mode != "zeros":
         kw["padding_mode"] = m.padding_mode
-    return f"nn.Conv2d({_args(m.in_channels, m.out_channels, _single(m.kernel_size), **kw)})"
+    return f"{ctor}({_args(m.in_channels, m.out_channels, _single(m.kernel_size), **kw)})"
 
 
 def _batch_norm(m: nn.BatchNorm2d) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from nasc.backends.torch.conv import conv2d
 from nasc.backends.torch.library import OpCall
 from torch import nn
 
@@ -130,8 +131,8 @@ class SepConvBatch(KernelBatch):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seqs = [c.op for c in self.candidates]
         n, km = len(seqs), self.k_max
-        y = F.conv2d(_repeat(x, n), _depthwise([s[0] for s in seqs], km), None, self.stride,
-                     km // 2, 1, n * x.shape[1])
+        y = conv2d(_repeat(x, n), _depthwise([s[0] for s in seqs], km), None, self.stride,
+                   km // 2, 1, n * x.shape[1], kernel_size=km)
         y = F.conv2d(y, _cat([s[1] for s in seqs])[0], None, 1, 0, 1, n)
         y = F.relu(_batch_norm(y, [s[2] for s in seqs], self.training))
         y = F.conv2d(y, _depthwise([s[4] for s in seqs], km), None, 1, km // 2, 1, y.shape[1])
@@ -154,8 +155,8 @@ class DilConvBatch(KernelBatch):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seqs = [c.op for c in self.candidates]
         n, km, d = len(seqs), self.k_max, self.dilation
-        y = F.conv2d(_repeat(x, n), _depthwise([s[0] for s in seqs], km), None, self.stride,
-                     d * (km - 1) // 2, d, n * x.shape[1])
+        y = conv2d(_repeat(x, n), _depthwise([s[0] for s in seqs], km), None, self.stride,
+                   d * (km - 1) // 2, d, n * x.shape[1], kernel_size=km)
         y = F.conv2d(y, _cat([s[1] for s in seqs])[0], None, 1, 0, 1, n)
         return _batch_norm(y, [s[2] for s in seqs], self.training)
 
@@ -189,8 +190,8 @@ class MBConvBatch(KernelBatch):
             i = 1
         else:
             y = _repeat(x, n)
-        y = F.conv2d(y, _depthwise([s[i][0] for s in seqs], km), None, self.stride, km // 2, 1,
-                     y.shape[1])
+        y = conv2d(y, _depthwise([s[i][0] for s in seqs], km), None, self.stride, km // 2, 1,
+                   y.shape[1], kernel_size=km)
         y = act(_batch_norm(y, [s[i][1] for s in seqs], self.training))
         i += 1
         if self.se:

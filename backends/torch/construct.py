@@ -21,6 +21,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import torch
+from nasc.backends.torch.conv import SubsampledConv2d
 from nasc.backends.torch.library import OpCall, OpLibrary
 from nasc.ir.gcpause import gc_paused
 from nasc.ir.graph import Graph
@@ -29,7 +30,7 @@ from torch import nn
 
 #: Layers whose ``reset_parameters`` restores every parameter and buffer they own (exact
 #: types: a subclass may initialise differently).
-RESETTABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear,
+RESETTABLE = (nn.Conv1d, nn.Conv2d, SubsampledConv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear,
               nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
               nn.Embedding)
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from nasc.backends.torch.conv import make_conv2d
 from nasc.backends.torch.library import OpCall
 from nasc.ir.cost.hrnas import KERNELS  # the kernel size and op parameter of each branch
 from torch import nn
@@ -94,7 +95,7 @@ class ConvBNReLU(nn.Sequential):
 
     def __init__(self, C_in: int, C_out: int, k: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__(
-            nn.Conv2d(C_in, C_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
+            make_conv2d(C_in, C_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
             nn.BatchNorm2d(C_out),
             nn.ReLU(),
         )
@@ -129,13 +130,13 @@ class MixConv(nn.Module):
             self.ops.append(nn.Sequential(
                 ConvBNReLU(C_in, w, 1),
                 ConvBNReLU(w, w, k, stride, groups=w),
-                nn.Conv2d(w, C_out, 1, bias=False),
+                make_conv2d(w, C_out, 1, bias=False),
             ))  # fmt: skip
         self.pw_bn = nn.BatchNorm2d(C_out) if self.ops else None
         self.use_res_connect = stride == 1 and C_in == C_out
         self.residual = (
             None if self.use_res_connect
-            else nn.Conv2d(C_in, C_out, 1, stride, 0, groups=math.gcd(C_in, C_out), bias=False)
+            else make_conv2d(C_in, C_out, 1, stride, 0, groups=math.gcd(C_in, C_out), bias=False)
         )  # fmt: skip
 
     def depthwise_bns(self) -> list[nn.BatchNorm2d]:
@@ -289,12 +290,12 @@ class LightweightTransformer(nn.Module):
         self.C_in, self.C_out, self.n, self.stride = C_in, C_out, n, stride
         self.s, self.eps = s, eps
         dim = s * s
-        self.input_proj = nn.Conv2d(C_in + 2, n, 1, bias=False)
+        self.input_proj = make_conv2d(C_in + 2, n, 1, bias=False)
         self.input_norm = nn.BatchNorm2d(n)
         self.encoder = _EncoderLayer(dim, d, h, ffn)
         self.query_embed = nn.Embedding(n, dim)
         self.decoder = _DecoderLayer(dim, d, h, ffn)
-        self.reverse_proj = nn.Conv2d(n, C_out, 1, bias=False)
+        self.reverse_proj = make_conv2d(n, C_out, 1, bias=False)
         self.reverse_norm = nn.BatchNorm2d(C_out)
         self.register_buffer("pos", positional_map(s), persistent=False)
 

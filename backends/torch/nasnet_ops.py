@@ -13,6 +13,7 @@ The BNs are affine unless the call's ``affine`` is off (the DARTS-family search 
 
 from __future__ import annotations
 
+from nasc.backends.torch.conv import make_conv2d
 from nasc.backends.torch.library import OpCall
 from torch import nn
 
@@ -23,8 +24,8 @@ def conv_1xk_kx1(call: OpCall) -> nn.Module:
     """conv (1,k) C_in->C_in, conv (k,1) C_in->C, BN(C), with the stride split between them."""
     k, s, c_in, c = call.params["k"], call.params.get("stride", 1), call.c_in, call.params["C"]
     return nn.Sequential(
-        nn.Conv2d(c_in, c_in, (1, k), stride=(1, s), padding=(0, k // 2), bias=False),
-        nn.Conv2d(c_in, c, (k, 1), stride=(s, 1), padding=(k // 2, 0), bias=False),
+        make_conv2d(c_in, c_in, (1, k), stride=(1, s), padding=(0, k // 2), bias=False),
+        make_conv2d(c_in, c, (k, 1), stride=(s, 1), padding=(k // 2, 0), bias=False),
         nn.BatchNorm2d(c, affine=call.affine),
     )
 
@@ -34,8 +35,8 @@ def dilated_conv(call: OpCall) -> nn.Module:
     k, d = call.params.get("k", 3), call.params.get("dilation", 2)
     c = call.params["C"]
     return nn.Sequential(
-        nn.Conv2d(call.c_in, c, k, stride=call.params.get("stride", 1), padding=d * (k - 1) // 2,
-                  dilation=d, bias=False),  # fmt: skip
+        make_conv2d(call.c_in, c, k, stride=call.params.get("stride", 1),
+                    padding=d * (k - 1) // 2, dilation=d, bias=False),  # fmt: skip
         nn.BatchNorm2d(c, affine=call.affine),
     )
 

@@ -29,6 +29,11 @@ Where an op's input has another width than the reference assumes: ``conv_7x1_1x7
 ``C_in -> C_in`` in its (1, 7) conv and ``C_in -> C`` in its (7, 1) conv (the cost model's
 convention; DARTS only uses ``C_in == C``), and ``none`` returns zeros of the output's shape.
 
+Every convolution is built by :func:`~nasc.backends.torch.conv.make_conv2d`: a strided 1x1
+conv (``FactorizedReduce``, a strided ``conv_bn``/``conv2d`` with ``k=1``) is a
+``SubsampledConv2d``, the stride-1 conv of the subsampled input, which keeps clear of a oneDNN
+bug (``backends/torch/conv.py``); parameters and state-dict keys are ``nn.Conv2d``'s.
+
 Squeeze-and-excitation inside ``mbconv`` (``se=True``) has no reference in MobileNetV2; it is
 torchvision's ``SqueezeExcitation`` as MobileNetV3 places it (after the depthwise conv, 1x1
 convs with bias, ReLU then Hardsigmoid) with ``se_channels(hidden)`` squeeze channels from the
@@ -44,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from nasc.backends.torch.batched import BATCHED_BUILDERS
 from nasc.backends.torch.hrnas_ops import HRNAS_BUILDERS
+from nasc.backends.torch.conv import make_conv2d
 from nasc.backends.torch.library import OpCall
 from nasc.backends.torch.nasnet_ops import NASNET_BUILDERS
 from nasc.ir.cost.stdlib import se_channels
@@ -109,7 +115,7 @@ class ReLUConvBN(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
+            make_conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -133,7 +139,7 @@ class DilConv(nn.Module):
     ) -> None:
         super().__init__()
         self.op = nn.Sequential(
-            nn.Conv2d(
+            make_conv2d(
                 C_in,
                 C_in,
                 kernel_size,
@@ -143,7 +149,7 @@ class DilConv(nn.Module):
                 groups=C_in,
                 bias=False,
             ),
-            nn.Conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
+            make_conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -166,14 +172,16 @@ class SepConv(nn.Module):
     ) -> None:
         super().__init__()
         self.op = nn.Sequential(
-            nn.Conv2d(
+            make_conv2d(
                 C_in, C_in, kernel_size, stride=stride, padding=padding, groups=C_in, bias=False
             ),
-            nn.Conv2d(C_in, C_in, kernel_size=1, padding=0, bias=False),
+            make_conv2d(C_in, C_in, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_in, affine=affine),
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=1, padding=padding, groups=C_in, bias=False),
-            nn.Conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
+            make_conv2d(
+                C_in, C_in, kernel_size, stride=1, padding=padding, groups=C_in, bias=False
+            ),
+            make_conv2d(C_in, C_out, kernel_size=1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -241,8 +249,8 @@ class FactorizedReduce(nn.Module):
         super().__init__()
         assert C_out % 2 == 0, "FactorizedReduce needs an even channel count"
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_1 = make_conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = make_conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -267,10 +275,10 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.features = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),  # 8x8 -> 2x2
-            nn.Conv2d(C, 128, 1, bias=False),
+            make_conv2d(C, 128, 1, bias=False),
             nn.BatchNorm2d(128, affine=affine),
             nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False),
+            make_conv2d(128, 768, 2, bias=False),
             nn.BatchNorm2d(768, affine=affine),
             nn.ReLU(inplace=True),
         )
@@ -305,8 +313,8 @@ def _conv_7x1_1x7(call: OpCall) -> nn.Module:
     s, c_in, c = _p(call, "stride", 1), call.c_in, _p(call, "C")
     return nn.Sequential(
         nn.ReLU(inplace=False),
-        nn.Conv2d(c_in, c_in, (1, 7), stride=(1, s), padding=(0, 3), bias=False),
-        nn.Conv2d(c_in, c, (7, 1), stride=(s, 1), padding=(3, 0), bias=False),
+        make_conv2d(c_in, c_in, (1, 7), stride=(1, s), padding=(0, 3), bias=False),
+        make_conv2d(c_in, c, (7, 1), stride=(s, 1), padding=(3, 0), bias=False),
         nn.BatchNorm2d(c, affine=call.affine),
     )
 
@@ -340,7 +348,7 @@ def _conv_bn(call: OpCall) -> nn.Module:
     k = _p(call, "k", 1)
     c = _p(call, "C")
     return nn.Sequential(
-        nn.Conv2d(
+        make_conv2d(
             call.c_in,
             c,
             k,
@@ -367,7 +375,7 @@ class Conv2dNormActivation(nn.Sequential):
         affine: bool = True,
     ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(
+            make_conv2d(
                 C_in, C_out, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False
             ),
             nn.BatchNorm2d(C_out, affine=affine),
@@ -384,8 +392,8 @@ class SqueezeExcitation(nn.Module):
     def __init__(self, input_channels: int, squeeze_channels: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
-        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.fc1 = make_conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = make_conv2d(squeeze_channels, input_channels, 1)
         self.activation = nn.ReLU()
         self.scale_activation = nn.Hardsigmoid()
 
@@ -433,7 +441,7 @@ class InvertedResidual(nn.Module):
         if se:
             layers.append(SqueezeExcitation(hidden_dim, se_channels(hidden_dim, se_divisor)))
         layers += [
-            nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
+            make_conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
             nn.BatchNorm2d(oup, affine=affine),
         ]
         self.conv = nn.Sequential(*layers)
@@ -540,7 +548,7 @@ def _partial_merge(call: OpCall) -> nn.Module:
 # ---- the standard layers (stdlib/nn.nas) ---------------------------------------------------
 def _conv2d(call: OpCall) -> nn.Module:
     k, d = _p(call, "k", 3), _p(call, "dilation", 1)
-    return nn.Conv2d(
+    return make_conv2d(
         call.c_in,
         _p(call, "C"),
         k,
