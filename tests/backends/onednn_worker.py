@@ -41,6 +41,7 @@ CASES = [
                    head=[4, 8, 8], last=8, r=1, tokens=3, s=2, d=4, classes=3),
      ["hrnas"], (2, 3, 32, 32)),
     ("mobilenet_v2", dict(classes=5), [], (2, 3, 32, 32)),
+    ("ofa_mbv3", dict(classes=5, width=0.5), [], (2, 3, 32, 32)),  # value choices
 ]
 SAMPLING = {"spos", "proxyless", "densenas", "dcnas"}
 

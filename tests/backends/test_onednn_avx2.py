@@ -44,6 +44,21 @@ def test_every_stdlib_space_trains_the_same_in_channels_last_under_avx2():
     assert sum(line.startswith("ok ") for line in lines) >= 30
 
 
+def test_the_guard_covers_every_stdlib_space():
+    """A space added to the stdlib is added to the guard's cases (op libraries are not)."""
+    import importlib.util
+    import re
+
+    import nasc.stdlib
+
+    spec = importlib.util.spec_from_file_location("onednn_worker", WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    spaces = {n for n in nasc.stdlib.names()
+              if re.search(r"^space \w+", nasc.stdlib.path_of(n).read_text(), re.M)}
+    assert spaces <= {case[0] for case in worker.CASES}
+
+
 # ---- the rule ------------------------------------------------------------------------------
 SPACES = [("darts", dict(C=8, layers=3, steps=2, multiplier=2), "pc-darts"),
           ("darts", dict(C=4, layers=3, steps=2, multiplier=2), "darts"),
