@@ -17,6 +17,7 @@ import torch
 
 import nasc
 from nasc.dsl.diagnostics import NasError
+from nasc.ir.decisions import DecisionError
 from nasc.search import recipes
 from nasc.search.data import Splits
 
@@ -34,7 +35,7 @@ def check_run(cfg: Mapping[str, Any], sp: nasc.Space, rs: nasc.Space, splits: Sp
     arch = sp.sample(random.Random(cfg["seed"]))
     try:
         retrained = rs.canonical(dict(arch))
-    except NasError as e:
+    except (NasError, DecisionError) as e:
         raise NasError(
             f"the retrained network cannot take the searched architectures: {e}. The search "
             f"space ({_params(cfg, 'search')}) and the retrain space "

@@ -43,6 +43,7 @@ from nasc.search.settings import (
     DEFAULTS,
     MULTI_TRIAL,
     SETTINGS,
+    check_arguments,
     config,
     differences,
     retrain_space,
@@ -108,6 +109,8 @@ def search(
     ``torchrun`` every process takes ``cuda:LOCAL_RANK`` (NCCL) or the CPU (gloo). A run
     resumes on any device (checkpoints load onto the CPU first).
     """
+    check_arguments(epochs=epochs, retrain_epochs=retrain_epochs, seed=seed, batch=batch,
+                    order=order, checkpoint_every=checkpoint_every)
     splits = load_data(data, seed) if isinstance(data, str) else as_splits(data, seed)
     cfg = config(space, method, splits, epochs=epochs, retrain_epochs=retrain_epochs,
                  seed=seed, batch=batch, space_params=space_params,

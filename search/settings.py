@@ -71,13 +71,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 Check = Callable[[str, Any], None]
 
 
-def integer(low: int | None = None) -> Check:
-    """An integer (not a bool) of at least ``low``."""
+def integer(low: int | None = None, high: int | None = None) -> Check:
+    """An integer (not a bool) of at least ``low`` and at most ``high``."""
 
     def check(name: str, v: Any) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
-            raise NasError(f"{name} must be an integer{f' >= {low}' if low is not None else ''}"
-                           f", got {v!r}")
+        if (isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low)
+                or (high is not None and v > high)):
+            span = (f" in [{low}, {high}]" if high is not None
+                    else f" >= {low}" if low is not None else "")
+            raise NasError(f"{name} must be an integer{span}, got {v!r}")
 
     return check
 
@@ -125,7 +127,7 @@ ARGUMENTS: dict[str, Setting] = {
     "epochs": Setting(None, optional(integer(1)), "search epochs"),
     "retrain_epochs": Setting(None, optional(integer(1)), "retraining epochs"),
     "batch": Setting(None, optional(integer(1)), "batch size"),
-    "seed": Setting(0, integer(0), "the run's seed"),
+    "seed": Setting(0, integer(0, 2**32 - 1), "the run's seed"),
     "order": Setting(1, one_of(1, 2), "DARTS first or second order"),
     "checkpoint_every": Setting(None, optional(integer(1)), "steps between checkpoints"),
 }
@@ -199,9 +201,8 @@ def _sizes(space: str, data: str, which: str) -> dict[str, Any]:
 
 def config(space: str, method: str, splits: Splits, *, epochs, retrain_epochs, seed, batch,
            space_params, retrain_params, order, checkpoint_every, settings) -> dict[str, Any]:
-    """The run's configuration, every argument and setting checked."""
-    check_arguments(epochs=epochs, retrain_epochs=retrain_epochs, seed=seed, batch=batch,
-                    order=order, checkpoint_every=checkpoint_every)
+    """The run's configuration, every setting checked (the arguments are checked by
+    :func:`check_arguments` before the data is loaded)."""
     m = methods.get(method)
     if order == 2 and not m.darts_family:
         raise NasError(f"second-order architecture gradients need a DARTS-family method, "
