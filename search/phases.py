@@ -19,7 +19,7 @@ import torch
 import nasc
 from nasc.search import recipes
 from nasc.search.retrain import Retraining, evaluate, retrain_fresh
-from nasc.search.state import Clock, json_safe
+from nasc.search.state import json_safe
 from nasc.search.steps import Job, make_job, train_step
 from nasc.search.strategies import evolve as evolutionary_search
 from nasc.search.strategies import recalibrate_bn, temperature
