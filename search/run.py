@@ -186,7 +186,10 @@ class Run:
         for module in live:
             if module is not None:
                 self.dist.sync_buffers(module)
-        check_finite_modules(live, f"{self.state.phase} epoch {self.state.epoch}")
+        st = self.state
+        where = (f"retraining epoch {st.retrain.epoch}, batch {st.retrain.batch}"
+                 if self.retraining else f"search epoch {st.epoch}, batch {st.batch}")
+        check_finite_modules(live, where)
         if self.writer.active:
             self.writer.checkpoint(self.snapshot())
         self.dist.barrier()

@@ -218,3 +218,14 @@ def test_metrics_rows_are_json_whatever_they_hold():
     row = {"a": math.nan, "b": [1.0, math.inf], "c": {"d": -math.inf}, "e": "x"}
     assert json.loads(json.dumps(json_safe(row), allow_nan=False)) == {
         "a": None, "b": [1.0, None], "c": {"d": None}, "e": "x"}
+
+
+def test_a_parameter_that_is_not_finite_is_named_before_a_checkpoint():
+    from nasc.search.steps import check_finite_modules
+
+    good, bad = torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.Linear(2, 2))
+    check_finite_modules([good, None], "here")
+    with torch.no_grad():
+        bad[0].bias[1] = math.inf
+    with pytest.raises(NonFinite, match=r"here: parameter '0.bias' became NaN or infinite"):
+        check_finite_modules([good, bad], "here")
