@@ -116,6 +116,8 @@ def search(
                  seed=seed, batch=batch, space_params=space_params,
                  retrain_params=retrain_params, order=order,
                  checkpoint_every=checkpoint_every, settings=settings)
+    spaces = search_space(cfg), retrain_space(cfg)
+    check_run(cfg, *spaces, splits)  # what can only fail at the end fails before anything runs
     # under torchrun (WORLD_SIZE > 1): data-parallel processes, nasc.search.distributed
     ctx = distributed.init(device or "cpu", keep=True)
     splits = ctx.place(splits)
@@ -134,7 +136,8 @@ def search(
                            f"({', '.join(diff)}); repeat its command with --resume")
     with _deterministic(deterministic):
         try:
-            return Run(cfg, splits, writer, ckpt, progress and ctx.is_main, ctx).run()
+            return Run(cfg, splits, writer, ckpt, progress and ctx.is_main, ctx,
+                       spaces=spaces).run()
         finally:
             ctx.teardown()
 
@@ -145,7 +148,8 @@ class Run:
 
     def __init__(self, cfg: dict[str, Any], splits: Splits, writer: Writer,
                  ckpt: dict[str, Any] | None, progress: bool,
-                 dist: distributed.Context | None = None) -> None:
+                 dist: distributed.Context | None = None,
+                 spaces: tuple[nasc.Space, nasc.Space] | None = None) -> None:
         self.cfg, self.splits, self.writer, self.progress = cfg, splits, writer, progress
         self.method = methods.get(cfg["method"])
         self.dist = dist or distributed.SINGLE_PROCESS
@@ -160,8 +164,8 @@ class Run:
         self.supernet_state: dict[str, Any] | None = ckpt.get("supernet")
         self.job: Job | None = None  # the supernet's search, while it runs
         self.retraining: Retraining | None = None  # the derived network's, while it runs
-        self.sp = search_space(cfg)
-        self.rs = retrain_space(cfg)
+        #: the search and the retrain space, elaborated once
+        self.sp, self.rs = spaces or (search_space(cfg), retrain_space(cfg))
         self._arch: nasc.Architecture | None = None
         self.bar: Any = None
 
@@ -210,8 +214,6 @@ class Run:
     # -- the phases --
     def run(self) -> SearchResult:
         cfg, st = self.cfg, self.state
-        if st.phase != "done":
-            check_run(cfg, self.sp, self.rs, self.splits)  # before the first step
         self.writer.start_metrics(st.history + st.retrain.rows)
         try:
             with progress_bar(self.progress) as self.bar:

@@ -126,7 +126,7 @@ def test_a_retrain_space_without_the_searched_decisions_fails_at_once(tmp_path):
     with pytest.raises(NasError, match=r"cannot take the searched architectures: .*normal"):
         search("darts", data=TINY, epochs=1, retrain_epochs=1, batch=32, progress=False,
                space_params={"C": 4, "layers": 2}, out=tmp_path / "r")
-    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_retrained_network_that_does_not_fit_the_images_fails_at_once(tmp_path):
@@ -136,7 +136,7 @@ def test_a_retrained_network_that_does_not_fit_the_images_fails_at_once(tmp_path
         search("darts", data=TINY, epochs=1, retrain_epochs=1, batch=32, progress=False,
                space_params={"C": 4, "layers": 3}, out=tmp_path / "r",
                retrain_params={"C": 4, "layers": 3, "auxiliary": True})
-    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_test_split_of_other_images_fails_at_once(tmp_path):
@@ -145,7 +145,7 @@ def test_a_test_split_of_other_images_fails_at_once(tmp_path):
                  test=(d.test[0].repeat(1, 3, 1, 1), d.test[1]))
     with pytest.raises(NasError, match="test"):
         search("nas_bench_201", **{**KW, "data": rgb}, out=tmp_path / "r")
-    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_search_space_without_choices_is_refused(tmp_path):
