@@ -22,6 +22,8 @@ from nasc.dsl.diagnostics import NasError
 from nasc.ir.passes.align import insert_alignment
 from nasc.ir.passes.drop_path import elide_drop_path
 from nasc.lowering.fx import lower
+from nasc.methods import compile_recipes
+from nasc.methods import get as get_method
 from nasc.space import Space
 
 
@@ -104,40 +106,9 @@ def _inherit(space: Space, arch, supernet: Any, library: OpLibrary | None) -> fx
     return net
 
 
-#: Each method's recipe: the passes it runs and their settings (overridable by options).
-METHODS: dict[str, dict[str, Any]] = {
-    # DARTS (Liu et al., 2019): softmax mixtures with a zero op, affine-free BN in the cells.
-    "darts": {"weighting": "softmax", "zero": True, "edge_weights": None},
-    # PC-DARTS (Xu et al., 2020): partial channels 1/4 with shuffle, edge normalisation beta.
-    # Its candidates see 1/4 of the channels, so what they keep for backward is already small:
-    # the BN-tail fusion (which trades recomputation for memory) is off, for speed.
-    "pc-darts": {"weighting": "softmax", "zero": True, "edge_weights": "inputs",
-                 "partial_channels": 4, "fuse_bn_tail": False},
-    # GDAS (Dong & Yang, 2019): hard Gumbel-softmax, straight-through.
-    "gdas": {"weighting": "gumbel", "hard": True, "tau": 10.0, "zero": True,
-             "edge_weights": None},
-    # SNAS (Xie et al., 2019): soft Gumbel-softmax with an annealed temperature.
-    "snas": {"weighting": "gumbel", "hard": False, "tau": 1.0, "zero": True,
-             "edge_weights": None},
-    # SPOS (Guo et al., 2020): uniform single-path sampling.
-    "spos": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
-             "sampling": "uniform", "paths": 1},
-    # ProxylessNAS (Cai et al., 2019): binary gates, 1 path per weight step, 2 per arch step.
-    "proxyless": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
-                  "sampling": "binary_gate", "paths": 1},
-    # DenseNAS (Fang et al., 2020): beta over each block's outgoing edges (eq. 3-4), one
-    # path per layer sampled from the operation weights during weight training (§3.3.3).
-    "densenas": {"weighting": "softmax", "zero": False, "edge_weights": "outgoing",
-                 "sampling": "multinomial", "paths": 1, "derive": "viterbi"},
-    # DCNAS (Zhang et al., 2021): beta over a module's inputs with n sampled (eq. 3-6),
-    # partial channels 1/4 with a fixed mask and no edge normalisation (eq. 7).
-    "dcnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs", "inputs": 2,
-              "tau": 5.0, "partial_channels": 4, "fixed_mask": True, "derive": "bfs"},
-    # HR-NAS (Ding et al., 2021): every search unit (MixConv channel, transformer token) gets an
-    # importance factor, its BN scale; units with |factor| <= eps are removed (§3.3, §4.1).
-    "hrnas": {"weighting": "softmax", "zero": False, "edge_weights": "inputs",
-              "alignment": "hrnas", "importance": True, "eps": 1e-3},
-}
+#: Each method's recipe: the passes it runs and their settings (overridable by options); the
+#: records themselves, with the rest of what a method is, are :data:`nasc.methods.REGISTRY`.
+METHODS: dict[str, dict[str, Any]] = compile_recipes()
 
 _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channels",
             "fixed_mask", "sampling", "paths", "inputs", "alignment", "seed", "affine",
@@ -146,13 +117,12 @@ _OPTIONS = {"weighting", "zero", "edge_weights", "tau", "hard", "partial_channel
 
 
 def _config(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    if method not in METHODS:
-        raise NasError(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
+    recipe = get_method(method, supernet=True).compile
     unknown = set(options) - _OPTIONS
     if unknown:
         known = ", ".join(sorted(_OPTIONS))
         raise NasError(f"unknown option {sorted(unknown)[0]!r}; known: {known}")
-    return {**METHODS[method], **options}
+    return {**recipe, **options}
 
 
 def method_pipeline(method: str = "darts", **options: Any) -> list:
@@ -189,7 +159,8 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     passes: list | None = None,
     **options: Any,
 ):
-    """A supernet of ``space`` following a paper's recipe (``METHODS``), options overriding it.
+    """A supernet of ``space`` following a paper's recipe (``METHODS``, the records of
+    :mod:`nasc.methods`), options overriding it.
 
     Options: ``weighting`` (softmax|gumbel), ``tau``, ``hard``, ``zero``, ``edge_weights``
     (None|inputs|outgoing), ``partial_channels=K``, ``fixed_mask``, ``sampling``
@@ -223,7 +194,7 @@ def compile(  # noqa: A001 - the name users expect: nasc.compile(space, method=.
     if passes is not None and not any(
             getattr(p, "name", "") == "insert_alignment" for p in pipeline):
         pipeline.insert(0, registered("insert_alignment"))
-    darts_family = method in ("darts", "pc-darts", "gdas", "snas")
+    darts_family = get_method(method, supernet=True).darts_family
     g = PassManager(pipeline).run(space.graph)
     if "seed" in cfg:
         torch.manual_seed(cfg["seed"])

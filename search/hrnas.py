@@ -164,7 +164,7 @@ def rebuilt(net: Any, g: Graph) -> Any:
     new = Supernet(g, getattr(net, "library", None) or default_library(), affine=net.affine,
                    search=net.search, name=net.space_name, channels_last=net.channels_last,
                    device=_device(net))
-    for attr in ("method", "space"):
+    for attr in ("method", "space", "derivation"):
         if hasattr(net, attr):
             setattr(new, attr, getattr(net, attr))
     # labels whose op left the graph (a transformer without tokens): their count stays 0

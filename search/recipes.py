@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasc import methods
 from nasc.dsl.diagnostics import NasError
 from nasc.ir.passes.sample import rebalance
 from nasc.search.strategies import recalibrate_bn, temperature
@@ -65,14 +66,11 @@ SETTINGS: dict[str, Any] = {
     "auxiliary_weight": 0.4,  # retraining: the auxiliary head's loss weight (DARTS: 0.4)
 }
 
-#: Each method's recipe defaults; a setting a method does not list does not apply to it.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "proxyless": {"cost_weight": 0.1, "cost_table": None, "cost_target": None},
-    "densenas": {"cost_weight": 0.1, "cost_base": 15.0, "cost_table": None,
-                 "warmup_epochs": 0.6},  # a fraction of the epochs (paper: 150 / 250)
-    "dcnas": {"input_temperature": (5.0, 0.5)},
-    "hrnas": {"cost_weight": 1e-4, "prune_every": 5},
-}
+#: Each method's recipe defaults (the records' ``recipe``, :data:`nasc.methods.REGISTRY`); a
+#: setting a method does not list does not apply to it.
+DEFAULTS: dict[str, dict[str, Any]] = {m.name: dict(m.recipe) for m in methods.REGISTRY
+                                       if m.recipe}
+
 
 @attrs.frozen(kw_only=True)
 class Recipe:
@@ -94,8 +92,9 @@ class Recipe:
 
     @property
     def arch_free(self) -> bool:
-        """Whether the method has no architecture optimiser (HR-NAS: factors are weights)."""
-        return self.method == "hrnas"
+        """Whether the method takes no architecture steps (SPOS; HR-NAS: its factors are
+        weights)."""
+        return methods.get(self.method).arch_step == "none"
 
     def arch_active(self, epoch: int) -> bool:
         """Whether architecture steps run in ``epoch`` (not during DenseNAS' warm-up)."""
@@ -129,7 +128,7 @@ def recipe(method: str, settings: Mapping[str, Any], *, epochs: int,
            input_size: tuple[int, int]) -> Recipe:
     """The recipe of ``method`` with ``settings`` (keys of :data:`SETTINGS`) overriding its
     defaults; a setting that does not apply to the method is an error."""
-    defaults = DEFAULTS.get(method, {})
+    defaults = dict(methods.get(method).recipe)
     given = {k: v for k, v in settings.items() if k in SETTINGS and v is not None
              and v != SETTINGS[k]}
     for key in given:
@@ -138,11 +137,11 @@ def recipe(method: str, settings: Mapping[str, Any], *, epochs: int,
             raise NasError(f"setting {key!r} does not apply to method {method!r} (it is for "
                            f"{', '.join(users)})")
     s = {**defaults, **given}
-    aux = float(settings.get("auxiliary_weight", SETTINGS["auxiliary_weight"]))
-    if aux < 0:
-        raise NasError(f"auxiliary_weight must be >= 0, got {aux}")
+    aux = _positive(settings.get("auxiliary_weight", SETTINGS["auxiliary_weight"]),
+                    "auxiliary_weight", zero=True)
     common = {"method": method, "auxiliary_weight": aux, "input_size": tuple(input_size)}
-    if method in ("proxyless", "densenas"):
+    m = methods.get(method)
+    if m.cost in ("proxyless", "densenas"):
         weight = _positive(s["cost_weight"], "cost_weight", zero=True)
         table = s.get("cost_table")
         if table is not None and not Path(table).is_file():
@@ -155,21 +154,22 @@ def recipe(method: str, settings: Mapping[str, Any], *, epochs: int,
             raise NasError(f"warmup_epochs must be a non-negative integer, got {warm!r}")
         target = s.get("cost_target")
         base = float(s.get("cost_base") or 15.0)
-        if not base > 1:
+        if not 1 < base < math.inf:
             raise NasError(f"cost_base (the tau of log_tau, DenseNAS eq. 8) must be > 1, got "
                            f"{base}")
-        return Recipe(two_path=True, cost=method, cost_weight=weight,
+        return Recipe(two_path=m.arch_step == "two_path", cost=m.cost, cost_weight=weight,
                       cost_kind="latency" if table else "macs",
                       cost_table=None if table is None else str(table),
                       cost_target=None if target is None else _positive(target, "cost_target"),
                       cost_base=base, warmup_epochs=warm, **common)
-    if method == "dcnas":
+    if "input_temperature" in defaults:
         t = s["input_temperature"]
-        if not (isinstance(t, Sequence) and len(t) == 2 and all(float(v) > 0 for v in t)):
+        if not (isinstance(t, Sequence) and len(t) == 2
+                and all(0 < float(v) < math.inf for v in t)):
             raise NasError(f"input_temperature must be [start, end] with positive values, "
                            f"got {t!r}")
         return Recipe(input_temperature=(float(t[0]), float(t[1])), **common)
-    if method == "hrnas":
+    if m.cost == "hrnas":
         every = s["prune_every"]
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
             raise NasError(f"prune_every must be a non-negative integer, got {every!r}")

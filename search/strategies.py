@@ -1,5 +1,6 @@
 """Search strategies' pieces beyond one first-order step: DARTS' second-order architecture
-gradient, the GDAS and SNAS temperature schedules, and the evolutionary search over
+gradient, the temperature schedules (the GDAS and SNAS schedules themselves are in their
+records, :mod:`nasc.methods`), and the evolutionary search over
 sub-architectures that SPOS runs on a trained supernet (also used by regularised evolution).
 """
 
@@ -101,19 +102,16 @@ def unrolled_arch_gradient(net: Any, loss: Loss, train: Batch, valid: Batch, xi:
 
 
 # ---- temperature schedules ---------------------------------------------------------------------
-#: (start, end) temperatures: GDAS decays tau linearly from 10 to 0.1 (Dong & Yang 2019, §4);
-#: SNAS anneals it exponentially from 1.0 (Xie et al. 2019, §2.2; end 0.33 as in public
-#: re-implementations, since the paper gives no final value).
-TEMPERATURES: dict[str, tuple[float, float, str]] = {
-    "gdas": (10.0, 0.1, "linear"),
-    "snas": (1.0, 0.33, "exponential"),
-}
-
-
 def temperature(method: str, epoch: int, epochs: int,
                 schedule: tuple[float, float, str] | None = None) -> float | None:
-    """The Gumbel temperature of ``epoch`` (``None`` for methods without one)."""
-    schedule = schedule or TEMPERATURES.get(method)
+    """The Gumbel temperature of ``epoch`` under ``schedule`` (start, end, linear|exponential),
+    by default the method's (:attr:`nasc.methods.Method.temperatures`: GDAS decays tau
+    linearly from 10 to 0.1, SNAS anneals it exponentially from 1.0); ``None`` for methods
+    without one."""
+    if schedule is None:
+        from nasc import methods
+
+        schedule = methods.get(method).temperatures
     if schedule is None:
         return None
     start, end, kind = schedule

@@ -198,9 +198,18 @@ class Supernet(nn.Module):
     def derive(self, *, method: str | None = None) -> dict[str, Any]:
         """Decisions from the current architecture parameters (see :mod:`nasc.ir.derive`), by
         ``method`` or else the compiling recipe's derivation (DenseNAS: Viterbi, DCNAS:
-        breadth-first from the output; others: per label)."""
+        breadth-first from the output; others: per label). Search units relaxed with importance
+        factors (HR-NAS) are decided by threshold: the count of units with ``|alpha| > eps``
+        (HR-NAS eq. 7, :func:`nasc.search.hrnas.derive`)."""
+        from nasc.ir.passes.importance import unit_ops
+
         method = method or getattr(self, "derivation", None) or "auto"
-        return derive(self.graph, self.weights_by_label(), method=method)
+        decisions = derive(self.graph, self.weights_by_label(), method=method)
+        if unit_ops(self.graph) or getattr(self, "hrnas_removed", None):
+            from nasc.search.hrnas import derive as kept_units
+
+            decisions.update(kept_units(self))
+        return decisions
 
     # ---- running -------------------------------------------------------------------------------
     def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:

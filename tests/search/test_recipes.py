@@ -418,7 +418,7 @@ def test_the_command_line_takes_a_latency_table_and_the_recipe_settings(tmp_path
 
 
 def test_a_space_with_a_fixed_input_is_checked_against_the_data(tmp_path):
-    from nasc.search.run import _common
+    from nasc.search.settings import common_params as _common
 
     path = tmp_path / "fixed.nas"
     path.write_text("import nn\n\nspace fixed(classes: int = 10) {\n    input x: image(3)\n"
