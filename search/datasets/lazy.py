@@ -82,6 +82,11 @@ class Lazy:
     def device(self) -> torch.device:
         return torch.device("cpu")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """What a row reads as: float images, integer class (or pixel) labels."""
+        return torch.float32 if self.side == "image" else torch.long
+
     def __len__(self) -> int:
         return len(self.files)
 

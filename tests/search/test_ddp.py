@@ -91,7 +91,12 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(ranks, method):
     assert log["paths"] == r0["paths"]
     torch.testing.assert_close(log["losses"], r0["losses"], rtol=1e-5, atol=0)
     for name, p in net.named_parameters():
-        torch.testing.assert_close(p.detach(), r0["state"][name], rtol=1e-4, atol=1e-6,
+        # ProxylessNAS' binary gates: an architecture gradient that is zero in exact arithmetic
+        # comes out as float32 noise on one side on AVX-512 kernels, and Adam turns noise into a
+        # step (seen: 2e-3 on 2 of 30 entries after 3 steps, alike on AVX2); every weight and
+        # every loss must still agree to 1e-4, and the derived architectures exactly
+        atol = 5e-3 if method == "proxyless" and name.startswith("alpha.") else 1e-6
+        torch.testing.assert_close(p.detach(), r0["state"][name], rtol=1e-4, atol=atol,
                                    msg=lambda m, name=name: f"{name}: {m}")
 
 
