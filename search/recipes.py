@@ -336,15 +336,19 @@ def moved_optimizer(opt: torch.optim.SGD, sched: Any, params: Any) -> tuple[Any,
 # ---- segmentation metrics ----------------------------------------------------------------------
 def confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int,
               batch: int = 64) -> torch.Tensor:
-    """The ``classes x classes`` confusion matrix (rows: labels) of per-pixel predictions."""
+    """The ``classes x classes`` confusion matrix (rows: labels) of per-pixel predictions;
+    pixels labelled outside ``0..classes-1`` (Cityscapes' void, ``IGNORE = -100``, the loss's
+    ``ignore_index``) are left out."""
     was = model.training
     model.eval()
     m = torch.zeros(classes, classes, dtype=torch.long, device=y.device)
     with torch.no_grad():
         for i in range(0, len(y), batch):
             yb = y[i : i + batch]
-            pred = match(model(x[i : i + batch]), yb).argmax(1)
-            m += torch.bincount(yb.reshape(-1) * classes + pred.reshape(-1),
+            pred = match(model(x[i : i + batch]), yb).argmax(1).reshape(-1)
+            yb = yb.reshape(-1)
+            keep = (yb >= 0) & (yb < classes)
+            m += torch.bincount(yb[keep] * classes + pred[keep],
                                 minlength=classes * classes).reshape(classes, classes)
     model.train(was)
     return m.cpu()

@@ -42,9 +42,6 @@ def test_search_on_imagenet_folders(tmp_path, one_thread, capsys):
     assert report["data"] == "imagenet" and 0 <= report["test_accuracy"] <= 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="nasc.search.recipes.confusion counts pixels labelled IGNORE (-100) "
-                   "into torch.bincount; it must leave them out (see the integrator's note)")
 def test_search_on_cityscapes_files(tmp_path, one_thread, capsys):
     from officialdata import write_cityscapes
 
