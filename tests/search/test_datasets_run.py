@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from officialdata import write_cifar10
 
 from nasc.cli import main
