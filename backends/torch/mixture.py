@@ -17,6 +17,39 @@ import torch
 from torch import nn
 
 
+def rows(x: torch.Tensor) -> torch.Tensor | None:
+    """The ``(N*H*W, C)`` matrix view of a channels_last 4-D tensor (``None`` for any other
+    layout). Per-channel sums and scalings of such a view run along contiguous rows: on the
+    CPU ~10x faster than the same reductions and broadcasts over dims ``(0, 2, 3)`` of the
+    4-D tensor (a ``var_mean`` there takes ~6 ms for 16x16x32x32 with AVX2, the row form
+    0.15 ms)."""
+    if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last):
+        return None
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+class _Layout:
+    """Per-channel arithmetic on a list of same-shaped 4-D tensors: on their row views when
+    every one is channels_last, else on the 4-D tensors with ``(1, C, 1, 1)`` vectors."""
+
+    def __init__(self, xs: Sequence[torch.Tensor]) -> None:
+        views = [rows(x) for x in xs]
+        self.rows = all(v is not None for v in views)
+        self.xs = views if self.rows else list(xs)
+
+    def view(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.rows:
+            return t
+        v = rows(t)
+        return v if v is not None else rows(t.contiguous(memory_format=torch.channels_last))
+
+    def vec(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.rows else v[None, :, None, None]
+
+    def csum(self, t: torch.Tensor) -> torch.Tensor:
+        return t.sum(dim=0) if self.rows else t.sum(dim=(0, 2, 3))
+
+
 class _Mixture(torch.autograd.Function):
     """``sum_j wp[j] * p_j + sum_k wt[k] * (t_k - mean_k) * invstd_k`` with the statistics
     given (detached); the backward accounts for batch statistics analytically when
@@ -31,60 +64,69 @@ class _Mixture(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, wp, wt, training: bool, means, invstds, n_plain: int, *xs):  # noqa: D102
-        plain, tails = xs[:n_plain], xs[n_plain:]
-        out = torch.empty_like(xs[0])
+        lay = _Layout(xs)
+        plain, tails = lay.xs[:n_plain], lay.xs[n_plain:]
+        result = torch.empty_like(xs[0])
+        out = lay.view(result)
         if tails:
             a = wt[:, None] * torch.stack(invstds)  # (K, C)
             shift = -(a * torch.stack(means)).sum(0)
-            torch.addcmul(shift[None, :, None, None], tails[0], a[0][None, :, None, None],
-                          out=out)
+            torch.addcmul(lay.vec(shift), tails[0], lay.vec(a[0]), out=out)
             for k in range(1, len(tails)):
-                out.addcmul_(tails[k], a[k][None, :, None, None])
+                out.addcmul_(tails[k], lay.vec(a[k]))
+            first = 0
         else:
             torch.mul(plain[0], wp[0], out=out)
-            plain = plain[1:]
-        for j, x in enumerate(plain, start=n_plain - len(plain)):
-            out.addcmul_(x, wp[j])
+            first = 1
+        for j in range(first, n_plain):
+            out.addcmul_(plain[j], wp[j])
         ctx.training, ctx.n_plain, ctx.n_tails = training, n_plain, len(tails)
         ctx.save_for_backward(wp, wt, *xs, *means, *invstds)
-        return out
+        return result
 
     @staticmethod
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, grad):  # noqa: D102
         n_plain, n = ctx.n_plain, ctx.n_tails
         saved = ctx.saved_tensors
         wp, wt = saved[0], saved[1]
-        plain, tails = saved[2 : 2 + n_plain], saved[2 + n_plain : 2 + n_plain + n]
+        xs = saved[2 : 2 + n_plain + n]
         means, invstds = saved[2 + n_plain + n : 2 + n_plain + 2 * n], saved[2 + n_plain + 2 * n :]
+        lay = _Layout(xs)
+        g = lay.view(grad)
+        plain, tails = lay.xs[:n_plain], lay.xs[n_plain:]
         need_w = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        dwp = torch.empty_like(wp) if need_w else None
-        dwt = torch.empty_like(wt) if need_w else None
-        dxs = []
+        dw_plain, dw_tails, dxs = [], [], []
         for j, x in enumerate(plain):
-            if dwp is not None:
-                dwp[j] = (g * x).sum()
+            if need_w:
+                dw_plain.append((g * x).sum())
             dxs.append(g * wp[j] if ctx.needs_input_grad[6 + j] else None)
         if n:
-            count = g.numel() // g.shape[1]
-            s_g = g.sum(dim=(0, 2, 3))
+            count = g.numel() // xs[0].shape[1]
+            s_g = lay.csum(g)
         for k, x in enumerate(tails):
             mean, invstd = means[k], invstds[k]
             a = wt[k] * invstd
-            s_gy = invstd * ((g * x).sum(dim=(0, 2, 3)) - mean * s_g)  # sum g y_k per channel
-            if dwt is not None:
-                dwt[k] = s_gy.sum()
+            s_gy = invstd * (lay.csum(g * x) - mean * s_g)  # sum g y_k per channel
+            if need_w:
+                dw_tails.append(s_gy.sum())
             if not ctx.needs_input_grad[6 + n_plain + k]:
                 dxs.append(None)
                 continue
             if ctx.training:
                 b = -a * invstd * s_gy / count  # dt = g a + t b + c
                 c = -a * s_g / count - mean * b
-                dx = torch.empty_like(x)
-                torch.addcmul(c[None, :, None, None], g, a[None, :, None, None], out=dx)
-                dx.addcmul_(x, b[None, :, None, None])
+                dx = torch.empty_like(xs[n_plain + k])
+                torch.addcmul(lay.vec(c), g, lay.vec(a), out=lay.view(dx))
+                lay.view(dx).addcmul_(x, lay.vec(b))
             else:
-                dx = g * a[None, :, None, None]
+                dx = torch.empty_like(xs[n_plain + k])
+                torch.mul(g, lay.vec(a), out=lay.view(dx))
             dxs.append(dx)
+        dxs = [d if d is None or not lay.rows or d.dim() == 4
+               else d.view(xs[0].shape[0], xs[0].shape[2], xs[0].shape[3], -1).permute(
+                   0, 3, 1, 2) for d in dxs]
+        dwp = torch.stack(dw_plain) if dw_plain else (torch.zeros_like(wp) if need_w else None)
+        dwt = torch.stack(dw_tails) if dw_tails else (torch.zeros_like(wt) if need_w else None)
         return (dwp, dwt, None, None, None, None, *dxs)
 
 
@@ -96,7 +138,7 @@ def bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
     with torch.no_grad():
         for x, bn in zip(xs, bns):
             if training:
-                var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+                var, mean = _var_mean(x)
                 if bn.running_mean is not None:
                     count = x.numel() // x.shape[1]
                     bn.num_batches_tracked += 1
@@ -109,6 +151,16 @@ def bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
             means.append(mean)
             invstds.append(torch.rsqrt(var + bn.eps))
     return means, invstds
+
+
+def _var_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel biased variance and mean (two passes, on the row view when there is one)."""
+    r = rows(x)
+    if r is None:
+        return torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+    mean = r.sum(dim=0) / r.shape[0]
+    d = r - mean
+    return (d * d).sum(dim=0) / r.shape[0], mean
 
 
 def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
