@@ -51,8 +51,8 @@ class _Layout:
 
 
 class _Mixture(torch.autograd.Function):
-    """``sum_j wp[j] * p_j + sum_k wt[k] * (t_k - mean_k) * invstd_k`` with the statistics
-    given (detached); the backward accounts for batch statistics analytically when
+    """``sum_j wp[j] * p_j + sum_k wt[k] * (t_k - mean[k]) * invstd[k]`` with the statistics
+    given (detached, ``(K, C)``); the backward accounts for batch statistics analytically when
     ``training``.
 
     Each BN tail folds into a per-channel scale and shift, ``a_k = wt[k] invstd_k`` and
@@ -60,17 +60,18 @@ class _Mixture(torch.autograd.Function):
     The backward needs, per tail, only the channel sums ``S_g = sum g`` (once for all) and
     ``S_gx = sum g t_k``: with ``M`` values per channel, ``sum g y_k = invstd_k (S_gx -
     mean_k S_g)``, ``dL/dwt[k]`` its total, and the batch-norm backward ``dt_k = a_k (g -
-    S_g / M - y_k sum(g y_k) / M)`` is again one multiply-add of ``g`` and one of ``t_k``."""
+    S_g / M - y_k sum(g y_k) / M)`` is again one multiply-add of ``g`` and one of ``t_k``.
+    The per-channel coefficients of all K tails are computed together, as ``(K, C)``."""
 
     @staticmethod
-    def forward(ctx, wp, wt, training: bool, means, invstds, n_plain: int, *xs):  # noqa: D102
+    def forward(ctx, wp, wt, training: bool, mean, invstd, n_plain: int, *xs):  # noqa: D102
         lay = _Layout(xs)
         plain, tails = lay.xs[:n_plain], lay.xs[n_plain:]
         result = torch.empty_like(xs[0])
         out = lay.view(result)
         if tails:
-            a = wt[:, None] * torch.stack(invstds)  # (K, C)
-            shift = -(a * torch.stack(means)).sum(0)
+            a = wt[:, None] * invstd  # (K, C)
+            shift = -(a * mean).sum(0)
             torch.addcmul(lay.vec(shift), tails[0], lay.vec(a[0]), out=out)
             for k in range(1, len(tails)):
                 out.addcmul_(tails[k], lay.vec(a[k]))
@@ -80,77 +81,113 @@ class _Mixture(torch.autograd.Function):
             first = 1
         for j in range(first, n_plain):
             out.addcmul_(plain[j], wp[j])
-        ctx.training, ctx.n_plain, ctx.n_tails = training, n_plain, len(tails)
-        ctx.save_for_backward(wp, wt, *xs, *means, *invstds)
+        ctx.training, ctx.n_plain = training, n_plain
+        ctx.save_for_backward(wp, wt, mean, invstd, *xs)
         return result
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
-        n_plain, n = ctx.n_plain, ctx.n_tails
-        saved = ctx.saved_tensors
-        wp, wt = saved[0], saved[1]
-        xs = saved[2 : 2 + n_plain + n]
-        means, invstds = saved[2 + n_plain + n : 2 + n_plain + 2 * n], saved[2 + n_plain + 2 * n :]
+        n_plain = ctx.n_plain
+        wp, wt, mean, invstd, *xs = ctx.saved_tensors
         lay = _Layout(xs)
         g = lay.view(grad)
         plain, tails = lay.xs[:n_plain], lay.xs[n_plain:]
-        need_w = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        dw_plain, dw_tails, dxs = [], [], []
-        for j, x in enumerate(plain):
+        need = ctx.needs_input_grad
+        need_w = need[0] or need[1]
+        dwp = dwt = None
+        dxs: list[torch.Tensor | None] = []
+        if plain:
             if need_w:
-                dw_plain.append((g * x).sum())
-            dxs.append(g * wp[j] if ctx.needs_input_grad[6 + j] else None)
-        if n:
+                dwp = torch.stack([_dot(g, x) for x in plain])
+            dxs += [_scaled(lay, g, wp[j], xs[j]) if need[6 + j] else None
+                    for j in range(n_plain)]
+        if tails:
             count = g.numel() // xs[0].shape[1]
             s_g = lay.csum(g)
-        for k, x in enumerate(tails):
-            mean, invstd = means[k], invstds[k]
-            a = wt[k] * invstd
-            s_gy = invstd * (lay.csum(g * x) - mean * s_g)  # sum g y_k per channel
+            s_gy = invstd * (torch.stack([lay.csum(g * x) for x in tails]) - mean * s_g)
             if need_w:
-                dw_tails.append(s_gy.sum())
-            if not ctx.needs_input_grad[6 + n_plain + k]:
-                dxs.append(None)
-                continue
+                dwt = s_gy.sum(1)  # sum g y_k, per tail
+            a = wt[:, None] * invstd
             if ctx.training:
-                b = -a * invstd * s_gy / count  # dt = g a + t b + c
-                c = -a * s_g / count - mean * b
+                b = a * invstd * s_gy / -count  # dt = g a + t b + c
+                c = a * s_g / -count - mean * b
+            for k, x in enumerate(tails):
+                if not need[6 + n_plain + k]:
+                    dxs.append(None)
+                    continue
                 dx = torch.empty_like(xs[n_plain + k])
-                torch.addcmul(lay.vec(c), g, lay.vec(a), out=lay.view(dx))
-                lay.view(dx).addcmul_(x, lay.vec(b))
-            else:
-                dx = torch.empty_like(xs[n_plain + k])
-                torch.mul(g, lay.vec(a), out=lay.view(dx))
-            dxs.append(dx)
-        dxs = [d if d is None or not lay.rows or d.dim() == 4
-               else d.view(xs[0].shape[0], xs[0].shape[2], xs[0].shape[3], -1).permute(
-                   0, 3, 1, 2) for d in dxs]
-        dwp = torch.stack(dw_plain) if dw_plain else (torch.zeros_like(wp) if need_w else None)
-        dwt = torch.stack(dw_tails) if dw_tails else (torch.zeros_like(wt) if need_w else None)
+                if ctx.training:
+                    torch.addcmul(lay.vec(c[k]), g, lay.vec(a[k]), out=lay.view(dx))
+                    lay.view(dx).addcmul_(x, lay.vec(b[k]))
+                else:
+                    torch.mul(g, lay.vec(a[k]), out=lay.view(dx))
+                dxs.append(dx)
+        if need_w:
+            dwp = dwp if dwp is not None else torch.zeros_like(wp)
+            dwt = dwt if dwt is not None else torch.zeros_like(wt)
         return (dwp, dwt, None, None, None, None, *dxs)
+
+
+def _dot(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``sum(g * x)``."""
+    if g.is_contiguous() and x.is_contiguous():
+        return torch.dot(g.reshape(-1), x.reshape(-1))
+    return (g * x).sum()
+
+
+def _scaled(lay: _Layout, g: torch.Tensor, w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``g * w`` in the layout of ``like``."""
+    out = torch.empty_like(like)
+    torch.mul(g, w, out=lay.view(out))
+    return out
 
 
 def bn_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
                   training: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per input, the mean and ``1 / sqrt(var + eps)`` its affine-free BN normalises with,
     updating the running statistics in training as ``nn.BatchNorm2d`` does."""
-    means, invstds = [], []
+    mean, invstd = stacked_statistics(xs, bns, training)
+    return list(mean.unbind(0)), list(invstd.unbind(0))
+
+
+def stacked_statistics(xs: Sequence[torch.Tensor], bns: Sequence[nn.BatchNorm2d],
+                       training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`bn_statistics` as two ``(K, C)`` tensors, the running statistics of all K
+    updated together."""
     with torch.no_grad():
-        for x, bn in zip(xs, bns):
-            if training:
-                var, mean = _var_mean(x)
-                if bn.running_mean is not None:
-                    count = x.numel() // x.shape[1]
-                    bn.num_batches_tracked += 1
-                    m = bn.momentum if bn.momentum is not None else 1.0 / float(
-                        bn.num_batches_tracked)
-                    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
-                    bn.running_var.mul_(1 - m).add_(var * (count / max(count - 1, 1)), alpha=m)
-            else:
-                mean, var = bn.running_mean, bn.running_var
-            means.append(mean)
-            invstds.append(torch.rsqrt(var + bn.eps))
-    return means, invstds
+        eps = torch.tensor([bn.eps for bn in bns], dtype=xs[0].dtype, device=xs[0].device)
+        if not training:
+            mean = torch.stack([bn.running_mean for bn in bns])
+            var = torch.stack([bn.running_var for bn in bns])
+            return mean, torch.rsqrt(var + eps[:, None])
+        var, mean = (torch.stack(t) for t in zip(*(_var_mean(x) for x in xs)))
+        tracked = [bn for bn in bns if bn.running_mean is not None]
+        if tracked:
+            _update_running(tracked, [k for k, bn in enumerate(bns)
+                                      if bn.running_mean is not None], mean, var,
+                            xs[0].numel() // xs[0].shape[1])
+        return mean, torch.rsqrt(var + eps[:, None])
+
+
+def _update_running(bns: Sequence[nn.BatchNorm2d], idx: Sequence[int], mean: torch.Tensor,
+                    var: torch.Tensor, count: int) -> None:
+    """``nn.BatchNorm2d``'s running-statistics update (unbiased variance; momentum ``None``: a
+    cumulative average), for several BNs at once where their momenta agree."""
+    torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+    momenta = [bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+               for bn in bns]
+    unbiased = var * (count / max(count - 1, 1))
+    if len(set(momenta)) == 1:
+        m = momenta[0]
+        means, variances = [bn.running_mean for bn in bns], [bn.running_var for bn in bns]
+        torch._foreach_mul_(means, 1 - m)
+        torch._foreach_add_(means, list(mean[list(idx)].unbind(0)), alpha=m)
+        torch._foreach_mul_(variances, 1 - m)
+        torch._foreach_add_(variances, list(unbiased[list(idx)].unbind(0)), alpha=m)
+        return
+    for bn, k, m in zip(bns, idx, momenta):
+        bn.running_mean.mul_(1 - m).add_(mean[k], alpha=m)
+        bn.running_var.mul_(1 - m).add_(unbiased[k], alpha=m)
 
 
 def _var_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,8 +222,11 @@ def mixture(w_plain: torch.Tensor, plain: Sequence[torch.Tensor], w_tails: torch
             or any(bn.running_mean is not None and bn.running_mean.dtype != dtype
                    for bn in bns)):
         return _unfused(w_plain, plain, w_tails, tails, bns)  # (autocast's mixed dtypes)
-    means, invstds = bn_statistics(tails, bns, training)
-    return _Mixture.apply(w_plain, w_tails, training, means, invstds, len(plain), *plain,
+    if tails:
+        mean, invstd = stacked_statistics(tails, bns, training)
+    else:
+        mean = invstd = w_plain.new_empty(0, shape[1])
+    return _Mixture.apply(w_plain, w_tails, training, mean, invstd, len(plain), *plain,
                           *tails)
 
 

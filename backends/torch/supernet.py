@@ -106,7 +106,10 @@ class Supernet(nn.Module):
         return iter(self.ops.parameters())
 
     def _set_mode(self, mode: str, data: Any) -> Supernet:
+        """Enter a mode and plan it now (a missing decision is an error here, and a forward
+        compiled by ``torch.compile`` finds the plan ready)."""
         self._mode, self._plan = (mode, data), None
+        self.plan()
         return self
 
     def relax(self) -> Supernet:
@@ -204,8 +207,10 @@ class Supernet(nn.Module):
         return derive(self.graph, self.weights_by_label(), method=method)
 
     # ---- running -------------------------------------------------------------------------------
+    @torch.compiler.disable
     def plan(self) -> Plan:
-        """The current mode's execution plan (built at its first use, then reused)."""
+        """The current mode's execution plan (built when the mode is set, the relaxed one at
+        the first forward, then reused: relaxing again reuses it)."""
         plan = self._plan
         if plan is None:
             mode, data = self._mode
@@ -220,7 +225,13 @@ class Supernet(nn.Module):
         return plan
 
     def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
-        plan = self.plan()  # read once: a mode set meanwhile changes the next forward
+        # read once: a mode set meanwhile (another thread, a hook) changes the next forward
+        plan = self._plan
+        return self.run(plan if plan is not None else self.plan(), *args, **kwargs)
+
+    def run(self, plan: Plan, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
+        """Run ``plan`` (from :meth:`plan`, in any mode) on the inputs, whatever the current
+        mode: threads that each hold their own plan share one supernet safely."""
         feeds = dict(zip(self._inputs, args))
         feeds.update(kwargs)
         env = PlanEnv(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
