@@ -254,6 +254,8 @@ def active_slots(rec: Any, mode: str, data: Any) -> list[int] | None:
         if rec.sampling is None:
             return None
         return [sum(rec.computed[:i]) for i in data.get(rec.label, ()) if rec.computed[i]]
+    if mode == "fix" and rec.label not in data:
+        raise SupernetError(f"fix(): no decision for active label {rec.label!r}")
     if mode == "fix" or rec.paths:
         return list(data.get(rec.label, ()))
     return None

@@ -80,11 +80,12 @@ class Supernet(nn.Module):
                                 for outs in self._outgoing]
         self._inputs = [r.name for r in g.nodes_of(Input)]
         self._mode: tuple[str, Any] = ("relax", None)
-        self._plan: Plan | None = None  # the current mode's, built at its first forward
+        self._plan: Plan | None = None  # the current mode's
         self._relax_plans: dict[bool, Plan] = {}  # per fuse_bn_tail: relaxing never changes
         self.tau = 1.0
         # DCNAS eq. 5: when set, the temperature of every input mixture (annealed per epoch)
         self.input_tau: float | None = None
+        self.plan()
 
     @property
     def fuse_bn_tail(self) -> bool:
@@ -95,6 +96,7 @@ class Supernet(nn.Module):
     def fuse_bn_tail(self, value: bool) -> None:
         self._fuse_bn_tail = bool(value)
         self._plan = None
+        self.plan()
 
     # ---- parameters and modes ------------------------------------------------------------------
     def arch_parameters(self) -> Iterator[nn.Parameter]:
@@ -209,8 +211,8 @@ class Supernet(nn.Module):
     # ---- running -------------------------------------------------------------------------------
     @torch.compiler.disable
     def plan(self) -> Plan:
-        """The current mode's execution plan (built when the mode is set, the relaxed one at
-        the first forward, then reused: relaxing again reuses it)."""
+        """The current mode's execution plan (built when the mode is set; relaxing again
+        reuses the relaxed one)."""
         plan = self._plan
         if plan is None:
             mode, data = self._mode
