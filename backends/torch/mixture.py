@@ -258,3 +258,81 @@ def split_bn_tail(module: nn.Module) -> tuple[Callable, nn.BatchNorm2d] | None:
     if bn is not None and affine_free(bn) and hasattr(module, "body"):
         return module.body, bn
     return None
+
+
+# ---- PC-DARTS: the partial-channel merges of a node's inputs and their weighted sum ----------
+def _merged_views(t: torch.Tensor, split: int, k: int, shuffle: bool):
+    """Views of the channels of a merged tensor ``t`` that hold the mixture's output and
+    those that hold the bypass. PC-DARTS ``channel_shuffle(cat(mix, bypass), k)`` puts mixture
+    channel ``j`` at ``j k`` and bypass channel ``(i - 1) split + j`` at ``j k + i``: with the
+    shuffle the bypass view is ``(N, split, k - 1, H, W)`` (see :func:`_bypass_view`)."""
+    if not shuffle:
+        return t[:, :split], t[:, split:]
+    t5 = t.unflatten(1, (split, k))
+    return t5[:, :, 0], t5[:, :, 1:]
+
+
+def _bypass_view(b: torch.Tensor, split: int, k: int, shuffle: bool) -> torch.Tensor:
+    """A bypass tensor ``(N, (k - 1) split, H, W)`` shaped as the bypass view of the merge."""
+    return b.unflatten(1, (k - 1, split)).transpose(1, 2) if shuffle else b
+
+
+class _PartialSum(torch.autograd.Function):
+    """``sum_j p[j] * merge(mix_j, bypass_j)`` with ``merge`` the PC-DARTS concatenation and
+    channel shuffle, written straight into the output's channels. Saved for backward: the
+    mixtures' outputs (``C/k`` channels) and the bypasses (views of the node inputs, which the
+    candidates keep anyway), never the merged full-width tensors."""
+
+    @staticmethod
+    def forward(ctx, p, split: int, k: int, shuffle: bool, *ts):  # noqa: D102
+        n = len(ts) // 2
+        mixes = ts[:n]
+        byps = [_bypass_view(b, split, k, shuffle) for b in ts[n:]]
+        m = mixes[0]
+        out = torch.empty((m.shape[0], split * k, m.shape[2], m.shape[3]), dtype=m.dtype,
+                          device=m.device, memory_format=_format(m))
+        om, ob = _merged_views(out, split, k, shuffle)
+        om.copy_(mixes[0]).mul_(p[0])
+        ob.copy_(byps[0]).mul_(p[0])
+        for j in range(1, n):
+            om.addcmul_(mixes[j], p[j])
+            ob.addcmul_(byps[j], p[j])
+        ctx.split, ctx.k, ctx.shuffle = split, k, shuffle
+        ctx.save_for_backward(p, *ts)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        p, *ts = ctx.saved_tensors
+        n = len(ts) // 2
+        split, k, shuffle = ctx.split, ctx.k, ctx.shuffle
+        gm, gb = _merged_views(g, split, k, shuffle)
+        byps = [_bypass_view(b, split, k, shuffle) for b in ts[n:]]
+        dp = None
+        if ctx.needs_input_grad[0]:
+            dp = torch.stack([(gm * ts[j]).sum() + (gb * byps[j]).sum() for j in range(n)])
+        gm = gm.contiguous(memory_format=_format(ts[0]))
+        dm = [gm * p[j] if ctx.needs_input_grad[4 + j] else None for j in range(n)]
+        db = []
+        for j in range(n):
+            if not ctx.needs_input_grad[4 + n + j]:
+                db.append(None)
+                continue
+            d = torch.empty_like(ts[n + j])
+            torch.mul(gb, p[j], out=_bypass_view(d, split, k, shuffle))
+            db.append(d)
+        return (dp, None, None, None, *dm, *db)
+
+
+def _format(t: torch.Tensor) -> torch.memory_format:
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def partial_sum(p: torch.Tensor, mixes: Sequence[torch.Tensor], bypasses: Sequence[torch.Tensor],
+                split: int, k: int, shuffle: bool) -> torch.Tensor:
+    """``sum_j p[j] * channel_shuffle(cat([mixes[j], bypasses[j]]), k)`` (PC-DARTS: the
+    partial-channel merges of a node's inputs weighted by the edge normalisation ``p``), in one
+    autograd function that never materialises the merged tensors."""
+    return _PartialSum.apply(p, split, k, shuffle, *mixes, *bypasses)

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 import torch
 import torch.nn.functional as F
+from nasc.backends.torch import mixture as torch_mixture
 from nasc.backends.triton import dispatch as kernels
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import Input, InputMixture, Merge, Mixture, Op, Output, ValueChoice
@@ -136,6 +137,33 @@ class InputMix(Step):
             p = p[list(self.chosen)]
             p = p / p.sum()
         return kernels.weighted_concat(p, xs) if self.concat else kernels.weighted_sum(p, xs)
+
+
+@attrs.frozen(kw_only=True)
+class PartialSum(Step):
+    """PC-DARTS: a node's edge-normalised sum (``softmax(beta / tau)``) of partial-channel
+    merges, the merges (op keys ``merges``) fused into it: ``ins`` are the mixtures' outputs,
+    then the edges' inputs. The merged full-width tensors are never materialised or kept
+    (:func:`nasc.backends.torch.mixture.partial_sum`); on the Triton path each merge is the
+    fused kernel and the sum the weighted-sum kernel."""
+
+    label: int
+    tau: float
+    merges: tuple[str, ...]
+
+    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+        n = len(self.merges)
+        mixes, srcs = xs[:n], xs[n:]
+        mods = [env.ops[k] for k in self.merges]
+        p = env.weights(self.label, env.input_tau or self.tau)
+        first = mods[0]
+        if kernels.use_triton(*xs) or any(
+                (m.split, m.k, m.shuffle) != (first.split, first.k, first.shuffle)
+                for m in mods):
+            return kernels.weighted_sum(p, [m(a, b) for m, a, b in zip(mods, mixes, srcs)])
+        byps = [m.mp(x[:, m.split :]) if m.mp is not None else x[:, m.split :]
+                for m, x in zip(mods, srcs)]
+        return torch_mixture.partial_sum(p, mixes, byps, first.split, first.k, first.shuffle)
 
 
 @attrs.frozen(kw_only=True)
@@ -289,6 +317,22 @@ def fusable(g: Graph, tails: Mapping[str, Any]) -> frozenset[int]:
     return frozenset(out)
 
 
+def partial_sums(g: Graph, need: set[int]) -> dict[int, list[int]]:
+    """Input mixtures summing ``softmax(beta)``-weighted partial-channel merges that they alone
+    read (PC-DARTS edge normalisation over partial-channel edges), with those merges: each
+    becomes one :class:`PartialSum` step."""
+    out = {}
+    for rec in g.nodes_of(InputMixture):
+        if (rec.id not in need or rec.weighting != "softmax" or rec.normalize != "inputs"
+                or rec.merge != "sum" or rec.paths):
+            continue
+        ins = g.inputs(rec.id)
+        if ins and all(isinstance(g[i], Op) and g[i].op == "partial_merge"
+                       and g.users(i) == [rec.id] for i in ins):
+            out[rec.id] = list(ins)
+    return out
+
+
 @attrs.define
 class _Builder:
     g: Graph
@@ -315,13 +359,19 @@ def build_plan(g: Graph, *, mode: str, data: Any, label_index: Mapping[str, int]
     need = needed(g, mode, data, zero_src)
     b = _Builder(g, label_index, fusable(g, tails) & need if fuse and mode == "relax"
                  else frozenset())
+    partial = partial_sums(g, need) if mode != "fix" else {}
+    merged = {m for ms in partial.values() for m in ms}
     feeds, outputs = [], []
     for nid in g.topo_order():
-        if nid not in need:
+        if nid not in need or nid in merged:
             continue
         rec, ins = g[nid], g.inputs(nid)
         if isinstance(rec, Input):
             feeds.append((rec.name, b.new(nid)))
+        elif nid in partial:
+            ms = partial[nid]
+            b.emit(PartialSum, nid, [g.inputs(m)[0] for m in ms] + [g.inputs(m)[1] for m in ms],
+                   label=label_index[rec.label], tau=rec.tau, merges=tuple(map(str, ms)))
         elif isinstance(rec, Op):
             b.emit(Call, nid, ins, key=str(nid), body=nid in b.fused)
         elif isinstance(rec, Merge):

@@ -230,3 +230,31 @@ def test_torch_compile_captures_a_fixed_supernet_as_one_graph():
     net.eval()
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), net(x))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_partial_sum_is_the_weighted_sum_of_the_partial_merges(shuffle, stride, channels_last):
+    """PC-DARTS: the fused edge-normalised sum of partial-channel merges against
+    ``sum_j p_j PartialMerge(mix_j, x_j)``: output and every gradient."""
+    from nasc.backends.torch.ops import PartialMerge
+
+    torch.manual_seed(stride)
+    k, c = 4, 8
+    pm = PartialMerge(c // k, k, stride, shuffle)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xs = [torch.randn(2, c, 6, 6, dtype=torch.double).contiguous(memory_format=fmt)
+          .requires_grad_() for _ in range(3)]
+    ms = [torch.randn(2, c // k, 6 // stride, 6 // stride, dtype=torch.double)
+          .contiguous(memory_format=fmt).requires_grad_() for _ in range(3)]
+    p = torch.softmax(torch.randn(3, dtype=torch.double), 0).requires_grad_()
+    ref = sum(p[j] * pm(ms[j], xs[j]) for j in range(3))
+    byps = [pm.mp(x[:, c // k :]) if pm.mp is not None else x[:, c // k :] for x in xs]
+    out = mixture.partial_sum(p, ms, byps, c // k, k, shuffle)
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous(memory_format=fmt)
+    g = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, [p, *ms, *xs], g),
+                    torch.autograd.grad(ref, [p, *ms, *xs], g)):
+        torch.testing.assert_close(a, b)
