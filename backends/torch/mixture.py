@@ -128,6 +128,16 @@ class _Mixture(torch.autograd.Function):
         return (dwp, dwt, None, None, None, None, *dxs)
 
 
+class _WeightedBNSum:
+    """``sum_k w[k] (x_k - means[k]) invstds[k]``: :class:`_Mixture` without plain terms (the
+    torch reference of the Triton kernels' tests)."""
+
+    @staticmethod
+    def apply(w, training: bool, means, invstds, *xs):  # noqa: D102
+        return _Mixture.apply(w[:0], w, training, torch.stack(list(means)),
+                              torch.stack(list(invstds)), 0, *xs)
+
+
 def _dot(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``sum(g * x)``."""
     if g.is_contiguous() and x.is_contiguous():
