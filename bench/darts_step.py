@@ -11,6 +11,7 @@ saved for backward (``torch.autograd.graph.saved_tensors_hooks``, unique storage
 
     python bench/darts_step.py [--method darts|pc-darts] [--C 16] [--layers 8] [--batch 16]
                                [--repeats 3] [--threads N] [--isa avx2|native]
+                               [--option fuse_bn_tail=true ...]
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ def main(argv=None) -> dict:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a nasc.compile option for the compiled supernet (true/false/int)")
     p.add_argument("--isa", choices=list(ISAS), default=None,
                    help="avx2: run as on a machine without AVX-512 (re-executes the script "
                         "with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)")
@@ -183,7 +186,13 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     space = nasc.load("darts", C=args.C, layers=args.layers)
-    net = nasc.compile(space, method=args.method)
+    options = {}
+    for kv in args.option:
+        key, _, value = kv.partition("=")
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(options[key], str) and value.lstrip("-").isdigit():
+            options[key] = int(value)
+    net = nasc.compile(space, method=args.method, **options)
     ref = (PCSearchNetwork if args.method == "pc-darts" else SearchNetwork)(
         args.C, 10, args.layers)
     copy_weights(net, ref)
@@ -213,6 +222,7 @@ def main(argv=None) -> dict:
     result["saved_ratio"] = saved["compiled"] / saved["naive"]
     result["saved_ratio_naive_cl"] = saved["compiled"] / saved["naive_cl"]
     result["time_ratio"] = result["time_ratio_naive"]  # (the name older scripts read)
+    result["options"] = options or "recipe defaults"
     result["threads"] = torch.get_num_threads()
     result["isa"] = " ".join(f"{k}={os.environ[k]}" for k in sorted(
         {k for v in ISAS.values() for k in v}) if k in os.environ) or "native"
