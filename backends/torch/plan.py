@@ -55,7 +55,7 @@ class Call(Step):
     key: str
     body: bool = False
 
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         if self.body:
             return env.tails[self.key][0](*xs)
         return env.ops[self.key](*xs)
@@ -63,13 +63,13 @@ class Call(Step):
 
 @attrs.frozen(kw_only=True)
 class Concat(Step):
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]
 
 
 @attrs.frozen(kw_only=True)
 class Add(Step):
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         return _sum(xs)
 
 
@@ -80,7 +80,7 @@ class Zeros(Step):
     channels: int
     stride: int
 
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         x, s = xs[0], self.stride
         return x.new_zeros(x.shape[0], self.channels, -(-x.shape[2] // s), -(-x.shape[3] // s))
 
@@ -102,7 +102,7 @@ class Mix(Step):
     hard: bool = False
     renorm: bool = False
 
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         if self.gumbel and env.training:
             w = F.gumbel_softmax(env.alpha[self.label], tau=env.tau, hard=self.hard)
             wp = w[list(self.plain)] if self.plain else w[:0]
@@ -128,7 +128,7 @@ class InputMix(Step):
     outgoing: bool = False
     chosen: tuple[int, ...] | None = None
 
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         if self.outgoing:
             p = env.shares()[self.label]
         else:
@@ -151,7 +151,7 @@ class PartialSum(Step):
     tau: float
     merges: tuple[str, ...]
 
-    def __call__(self, env: _Env, xs: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, env: Env, xs: list[torch.Tensor]) -> torch.Tensor:
         n = len(self.merges)
         mixes, srcs = xs[:n], xs[n:]
         mods = [env.ops[k] for k in self.merges]
@@ -189,7 +189,7 @@ class Plan:
 
 
 # ---- running -------------------------------------------------------------------------------
-class _Env:
+class Env:
     """What one forward reads: the modules, the architecture parameters and the per-call
     settings, and the weights it computed so far (per call: never kept)."""
 
@@ -243,7 +243,7 @@ def outgoing_shares(alpha: Sequence[torch.Tensor],
     return {lab: torch.stack([ps[j] for j in sorted(ps)]) for lab, ps in parts.items()}
 
 
-def run(plan: Plan, env: _Env, feeds: Mapping[str, torch.Tensor],
+def run(plan: Plan, env: Env, feeds: Mapping[str, torch.Tensor],
         channels_last: bool) -> Any:
     """Run ``plan``: the outputs (a tensor, or a tuple of them)."""
     vals: list[Any] = [None] * plan.slots

@@ -27,8 +27,14 @@ import torch.nn.functional as F
 from nasc.backends.torch.construct import build_ops
 from nasc.backends.torch.library import OpLibrary
 from nasc.backends.torch.mixture import split_bn_tail
-from nasc.backends.torch.plan import Plan, SupernetError, build_plan, outgoing_shares, run
-from nasc.backends.torch.plan import _Env as PlanEnv
+from nasc.backends.torch.plan import (
+    Env,
+    Plan,
+    SupernetError,
+    build_plan,
+    outgoing_shares,
+    run,
+)
 from nasc.ir.derive import derive
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import Input, InputMixture, Mixture
@@ -236,6 +242,6 @@ class Supernet(nn.Module):
         mode: threads that each hold their own plan share one supernet safely."""
         feeds = dict(zip(self._inputs, args))
         feeds.update(kwargs)
-        env = PlanEnv(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
+        env = Env(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
                       training=self.training, tau=self.tau, input_tau=self.input_tau)
         return run(plan, env, feeds, self.channels_last)
