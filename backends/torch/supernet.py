@@ -29,6 +29,7 @@ from nasc.backends.torch.library import OpLibrary
 from nasc.backends.torch.mixture import split_bn_tail
 from nasc.backends.torch.plan import (
     Env,
+    InputMix,
     Plan,
     SupernetError,
     build_plan,
@@ -237,11 +238,20 @@ class Supernet(nn.Module):
         plan = self._plan
         return self.run(plan if plan is not None else self.plan(), *args, **kwargs)
 
+    def _env(self) -> Env:
+        return Env(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
+                   training=self.training, tau=self.tau, input_tau=self.input_tau)
+
+    def _input_mixture(self, rec: InputMixture, ins: list[int],
+                       values: Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """One relaxed input mixture on given input values (what its plan step computes)."""
+        step = InputMix(out=0, ins=(), label=self._index[rec.label], tau=rec.tau,
+                        concat=rec.merge == "concat", outgoing=rec.normalize == "outgoing")
+        return step(self._env(), [values[i] for i in ins])
+
     def run(self, plan: Plan, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
         """Run ``plan`` (from :meth:`plan`, in any mode) on the inputs, whatever the current
         mode: threads that each hold their own plan share one supernet safely."""
         feeds = dict(zip(self._inputs, args))
         feeds.update(kwargs)
-        env = Env(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
-                      training=self.training, tau=self.tau, input_tau=self.input_tau)
-        return run(plan, env, feeds, self.channels_last)
+        return run(plan, self._env(), feeds, self.channels_last)
