@@ -232,10 +232,12 @@ def mixture(w_plain: torch.Tensor, plain: Sequence[torch.Tensor], w_tails: torch
             or any(bn.running_mean is not None and bn.running_mean.dtype != dtype
                    for bn in bns)):
         return _unfused(w_plain, plain, w_tails, tails, bns)  # (autocast's mixed dtypes)
-    if tails:
-        mean, invstd = stacked_statistics(tails, bns, training)
-    else:
-        mean = invstd = w_plain.new_empty(0, shape[1])
+    if not tails:  # plain autograd ops: differentiable twice (second-order DARTS)
+        out = plain[0] * w_plain[0]
+        for j in range(1, len(plain)):
+            out = torch.addcmul(out, plain[j], w_plain[j])
+        return out
+    mean, invstd = stacked_statistics(tails, bns, training)
     return _Mixture.apply(w_plain, w_tails, training, mean, invstd, len(plain), *plain,
                           *tails)
 
@@ -323,15 +325,15 @@ class _PartialSum(torch.autograd.Function):
             dp = torch.stack([(gm * ts[j]).sum() + (gb * byps[j]).sum() for j in range(n)])
         gm = gm.contiguous(memory_format=_format(ts[0]))
         dm = [gm * p[j] if ctx.needs_input_grad[4 + j] else None for j in range(n)]
-        db = []
-        for j in range(n):
-            if not ctx.needs_input_grad[4 + n + j]:
-                db.append(None)
-                continue
-            d = torch.empty_like(ts[n + j])
-            torch.mul(gb, p[j], out=_bypass_view(d, split, k, shuffle))
-            db.append(d)
+        # (differentiable ops only: the function is differentiable twice)
+        db = [_bypass_back(gb * p[j], shuffle) if ctx.needs_input_grad[4 + n + j] else None
+              for j in range(n)]
         return (dp, None, None, None, *dm, *db)
+
+
+def _bypass_back(t: torch.Tensor, shuffle: bool) -> torch.Tensor:
+    """The inverse of :func:`_bypass_view` (a copy where the shuffle needs one)."""
+    return t.transpose(1, 2).flatten(1, 2) if shuffle else t
 
 
 def _format(t: torch.Tensor) -> torch.memory_format:
