@@ -11,6 +11,10 @@
 
 Only what the mode needs is computed: the nodes that reach an output through the active
 candidates. Zero candidates are never computed; their weight stays in the normalisation.
+
+Each mode is planned once (:mod:`nasc.backends.torch.plan`): ``relax()``, ``sample()`` and
+``fix()`` only set the mode, the first forward in it builds an immutable plan, and every
+forward runs that plan with its per-call values in locals, so forwards are re-entrant.
 """
 
 from __future__ import annotations
@@ -23,26 +27,22 @@ import torch.nn.functional as F
 from nasc.backends.torch.construct import build_ops
 from nasc.backends.torch.library import OpLibrary
 from nasc.backends.torch.mixture import split_bn_tail
-from nasc.backends.triton import dispatch as kernels
+from nasc.backends.torch.plan import (
+    Env,
+    InputMix,
+    Plan,
+    SupernetError,
+    build_plan,
+    outgoing_shares,
+    run,
+)
 from nasc.ir.derive import derive
 from nasc.ir.graph import Graph
-from nasc.ir.nodes import (
-    Input,
-    InputMixture,
-    Merge,
-    Mixture,
-    Op,
-    Output,
-    ValueChoice,
-)
+from nasc.ir.nodes import Input, InputMixture, Mixture
 from nasc.ir.passes.relax import outgoing_edges
 from nasc.ir.passes.sample import draw
 from nasc.ir.resolve import zero_source
 from torch import nn
-
-
-class SupernetError(ValueError):
-    """A supernet cannot run as asked (wrong mode, missing decisions, value choices left)."""
 
 
 class Supernet(nn.Module):
@@ -74,7 +74,7 @@ class Supernet(nn.Module):
                 self.labels.append(rec.label)
                 self.alpha.append(
                     nn.Parameter(1e-3 * torch.randn(len(rec.options), device=device)))
-        self.fuse_bn_tail = fuse_bn_tail
+        self._fuse_bn_tail = fuse_bn_tail
         self._tails = {
             nid: t for nid, m in self.ops.items() if (t := split_bn_tail(m)) is not None
         }
@@ -83,13 +83,27 @@ class Supernet(nn.Module):
         }
         self.channels_last = channels_last
         self._outgoing = outgoing_edges(g)  # the graph is fixed: group the edges once
-        self._order = g.topo_order()
+        self._outgoing_index = [[(self._index[g[nid].label], j) for nid, j in outs]
+                                for outs in self._outgoing]
         self._inputs = [r.name for r in g.nodes_of(Input)]
         self._mode: tuple[str, Any] = ("relax", None)
+        self._plan: Plan | None = None  # the current mode's
+        self._relax_plans: dict[bool, Plan] = {}  # per fuse_bn_tail: relaxing never changes
         self.tau = 1.0
         # DCNAS eq. 5: when set, the temperature of every input mixture (annealed per epoch)
         self.input_tau: float | None = None
-        self._shares_now: dict[str, list[torch.Tensor]] | None = None
+        self.plan()
+
+    @property
+    def fuse_bn_tail(self) -> bool:
+        """Whether relaxed mixtures fuse their candidates' affine-free BN tails."""
+        return self._fuse_bn_tail
+
+    @fuse_bn_tail.setter
+    def fuse_bn_tail(self, value: bool) -> None:
+        self._fuse_bn_tail = bool(value)
+        self._plan = None
+        self.plan()
 
     # ---- parameters and modes ------------------------------------------------------------------
     def arch_parameters(self) -> Iterator[nn.Parameter]:
@@ -100,9 +114,15 @@ class Supernet(nn.Module):
         """Every other parameter (the candidates' weights)."""
         return iter(self.ops.parameters())
 
-    def relax(self) -> Supernet:
-        self._mode = ("relax", None)
+    def _set_mode(self, mode: str, data: Any) -> Supernet:
+        """Enter a mode and plan it now (a missing decision is an error here, and a forward
+        compiled by ``torch.compile`` finds the plan ready)."""
+        self._mode, self._plan = (mode, data), None
+        self.plan()
         return self
+
+    def relax(self) -> Supernet:
+        return self._set_mode("relax", None)
 
     def sample(self, seed: int, step: int = 0, paths: int | None = None) -> Supernet:
         weights = self.weights_by_label()
@@ -111,8 +131,8 @@ class Supernet(nn.Module):
                 if rec.paths and rec.label in self._index:
                     weights[rec.label] = [b * rec.tau / self.input_tau
                                           for b in weights[rec.label]]
-        self._mode = ("sample", draw(self.graph, weights, seed=seed, step=step, paths=paths))
-        return self
+        return self._set_mode("sample", draw(self.graph, weights, seed=seed, step=step,
+                                             paths=paths))
 
     @property
     def drawn(self) -> dict[str, tuple[int, ...]]:
@@ -120,8 +140,7 @@ class Supernet(nn.Module):
         return dict(self._mode[1]) if self._mode[0] == "sample" else {}
 
     def fix(self, arch: Mapping[str, Any]) -> Supernet:
-        self._mode = ("fix", dict(arch))
-        return self
+        return self._set_mode("fix", dict(arch))
 
     @property
     def mode(self) -> str:
@@ -176,14 +195,8 @@ class Supernet(nn.Module):
 
     def _outgoing_shares(self) -> dict[str, list[torch.Tensor]]:
         """DenseNAS eq. 3: beta normalised over the edges leaving each source."""
-        g = self.graph
-        nodes = [r for r in g.nodes_of(InputMixture) if r.normalize == "outgoing"]
-        shares: dict[str, list[Any]] = {r.label: [None] * r.n for r in nodes}
-        for outs in self._outgoing:
-            beta = torch.stack([self.alpha[self._index[g[nid].label]][j] for nid, j in outs])
-            for (nid, j), p in zip(outs, F.softmax(beta, dim=0)):
-                shares[g[nid].label][j] = p
-        return shares
+        shares = outgoing_shares(list(self.alpha), self._outgoing_index)
+        return {self.labels[i]: list(p) for i, p in shares.items()}
 
     def expected_cost(self, kind: str = "params", *, input_size: Any = (32, 32),
                       table: Any = None) -> torch.Tensor:
@@ -212,152 +225,42 @@ class Supernet(nn.Module):
         return decisions
 
     # ---- running -------------------------------------------------------------------------------
+    @torch.compiler.disable
+    def plan(self) -> Plan:
+        """The current mode's execution plan (built when the mode is set; relaxing again
+        reuses the relaxed one)."""
+        plan = self._plan
+        if plan is None:
+            mode, data = self._mode
+            fuse = self._fuse_bn_tail
+            plan = self._relax_plans.get(fuse) if mode == "relax" else None
+            if plan is None:
+                plan = build_plan(self.graph, mode=mode, data=data, label_index=self._index,
+                                  zero_src=self._zero_src, tails=self._tails, fuse=fuse)
+                if mode == "relax":
+                    self._relax_plans[fuse] = plan
+            self._plan = plan
+        return plan
+
     def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
-        g = self.graph
-        values: dict[int, torch.Tensor] = {}
+        # read once: a mode set meanwhile (another thread, a hook) changes the next forward
+        plan = self._plan
+        return self.run(plan if plan is not None else self.plan(), *args, **kwargs)
+
+    def _env(self) -> Env:
+        return Env(self.ops._modules, self._tails, list(self.alpha), self._outgoing_index,
+                   training=self.training, tau=self.tau, input_tau=self.input_tau)
+
+    def _input_mixture(self, rec: InputMixture, ins: list[int],
+                       values: Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """One relaxed input mixture on given input values (what its plan step computes)."""
+        step = InputMix(out=0, ins=(), label=self._index[rec.label], tau=rec.tau,
+                        concat=rec.merge == "concat", outgoing=rec.normalize == "outgoing")
+        return step(self._env(), [values[i] for i in ins])
+
+    def run(self, plan: Plan, *args: torch.Tensor, **kwargs: torch.Tensor) -> Any:
+        """Run ``plan`` (from :meth:`plan`, in any mode) on the inputs, whatever the current
+        mode: threads that each hold their own plan share one supernet safely."""
         feeds = dict(zip(self._inputs, args))
         feeds.update(kwargs)
-        if self.channels_last:
-            feeds = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-                     for k, v in feeds.items()}
-        needed = self._needed()
-        fused = self._fused() if self.fuse_bn_tail and self._mode[0] == "relax" else set()
-        self._fused_now = fused
-        self._shares_now: dict[str, list[torch.Tensor]] | None = None  # once per forward
-        outputs = []
-        for nid in self._order:
-            if nid not in needed:
-                continue
-            rec = g[nid]
-            ins = g.inputs(nid)
-            if isinstance(rec, Input):
-                values[nid] = feeds[rec.name]
-            elif isinstance(rec, Op):
-                if nid in fused:  # its BN runs inside the mixture that reads it
-                    values[nid] = self._tails[str(nid)][0](*(values[i] for i in ins))
-                else:
-                    values[nid] = self.ops[str(nid)](*(values[i] for i in ins))
-            elif isinstance(rec, Merge):
-                xs = [values[i] for i in ins]
-                values[nid] = torch.cat(xs, dim=1) if rec.mode == "concat" else _sum(xs)
-            elif isinstance(rec, Mixture):
-                values[nid] = self._mixture(rec, ins, values)
-            elif isinstance(rec, InputMixture):
-                values[nid] = self._input_mixture(rec, ins, values)
-            elif isinstance(rec, Output):
-                outputs.append(values[ins[0]])
-            elif isinstance(rec, ValueChoice):
-                raise SupernetError(f"value choice {rec.label!r} is not supported in supernets")
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
-
-    def _active_slots(self, rec: Any) -> list[int] | None:
-        """Which input slots run in the current mode (``None``: all)."""
-        mode, data = self._mode
-        if mode == "relax":
-            return None
-        if isinstance(rec, Mixture):
-            if mode == "fix":
-                choice = data.get(rec.label)
-                if choice is None or choice not in rec.options:
-                    raise SupernetError(f"fix(): no decision for active label {rec.label!r}")
-                idx = rec.options.index(choice)
-                return [sum(rec.computed[:idx])] if rec.computed[idx] else []
-            if rec.sampling is None:
-                return None
-            picked = data.get(rec.label, ())
-            return [sum(rec.computed[:i]) for i in picked if rec.computed[i]]
-        if isinstance(rec, InputMixture):
-            if mode == "fix":
-                return list(data.get(rec.label, ()))
-            if not rec.paths:
-                return None
-            return list(data.get(rec.label, ()))
-        return None
-
-    def _fused(self) -> set[int]:
-        """Candidate ops whose affine-free BN tail the reading mixture fuses: ops with such a
-        tail that only mixtures read (a shared op keeps its BN)."""
-        g = self.graph
-        out = set()
-        for key in self._tails:
-            nid = int(key)
-            users = g.users(nid)
-            if users and all(isinstance(g[u], Mixture) for u in users) and len(users) == 1:
-                out.add(nid)
-        return out
-
-    def _needed(self) -> set[int]:
-        g = self.graph
-        needed: set[int] = set()
-        stack = [r.id for r in g.nodes_of(Output)]
-        while stack:
-            n = stack.pop()
-            if n in needed:
-                continue
-            needed.add(n)
-            ins = g.inputs(n)
-            slots = self._active_slots(g[n])
-            stack.extend(ins if slots is None else [ins[s] for s in slots])
-            if slots == [] and n in self._zero_src:
-                stack.append(self._zero_src[n])  # a chosen zero candidate needs its shape
-        return needed
-
-    def _weights(self, rec: Any) -> torch.Tensor:
-        alpha = self.alpha[self._index[rec.label]]
-        if isinstance(rec, Mixture) and rec.weighting == "gumbel" and self.training:
-            return F.gumbel_softmax(alpha, tau=self.tau, hard=rec.hard)
-        tau = (self.input_tau or rec.tau) if isinstance(rec, InputMixture) else 1.0
-        return F.softmax(alpha / tau, dim=-1)
-
-    def _mixture(self, rec: Mixture, ins: list[int], values) -> torch.Tensor:
-        slots = self._active_slots(rec)
-        mode = self._mode[0]
-        if mode == "fix":
-            if not slots:  # the zero candidate was chosen
-                x = values[self._zero_src[rec.id]]
-                s = int(rec.type.stride) // int(self.graph[self._zero_src[rec.id]].type.stride)
-                h, w = -(-x.shape[2] // s), -(-x.shape[3] // s)
-                return x.new_zeros(x.shape[0], int(rec.type.channels), h, w)
-            return values[ins[slots[0]]]
-        w = self._weights(rec)
-        live = [i for i, c in enumerate(rec.computed) if c]
-        chosen = range(len(ins)) if slots is None else slots
-        if slots is not None and len(slots) == 1 and rec.sampling == "uniform":
-            return values[ins[slots[0]]]
-        if slots is not None:  # sampled paths: renormalise over them (ProxylessNAS two-path)
-            ws = w[[live[s] for s in chosen]]
-            ws = ws / ws.sum()
-            return kernels.weighted_sum(ws, [values[ins[s]] for s in chosen])
-        # the plain candidates and the fused BN tails (see backends/triton/dispatch.py)
-        plain = [s for s in chosen if ins[s] not in self._fused_now]
-        tails = [s for s in chosen if ins[s] in self._fused_now]
-        return kernels.mixture(
-            w[[live[s] for s in plain]] if plain else w[:0], [values[ins[s]] for s in plain],
-            torch.stack([w[live[s]] for s in tails]) if tails else w[:0],
-            [values[ins[s]] for s in tails], [self._tails[str(ins[s])][1] for s in tails],
-            self.training)
-
-    def _input_mixture(self, rec: InputMixture, ins: list[int], values) -> torch.Tensor:
-        slots = self._active_slots(rec)
-        chosen = list(range(rec.n)) if slots is None else slots
-        xs = [values[ins[j]] for j in chosen]
-        if self._mode[0] == "fix" or rec.weighting == "zero":
-            return torch.cat(xs, dim=1) if rec.merge == "concat" else _sum(xs)
-        if rec.normalize == "outgoing":  # DenseNAS eq. 3-4: p_ij over the source's edges
-            if self._shares_now is None:
-                self._shares_now = self._outgoing_shares()
-            p = torch.stack(self._shares_now[rec.label])
-        else:
-            p = self._weights(rec)
-        if slots is not None:
-            p = p[chosen] / p[chosen].sum()
-        if rec.merge == "concat":
-            return kernels.weighted_concat(p, xs)
-        return kernels.weighted_sum(p, xs)
-
-
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
+        return run(plan, self._env(), feeds, self.channels_last)

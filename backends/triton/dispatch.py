@@ -11,8 +11,8 @@ call (so tests and scripts can switch it):
   a :class:`KernelError`; never a silent fallback. A missing triton is an error too;
 * ``torch`` — always the torch path.
 
-The torch path of every function here is exactly the computation the supernet did before the
-kernels existed, so the default on the CPU is unchanged.
+The torch path of the mixtures is :mod:`nasc.backends.torch.mixture` (one autograd function per
+mixture, tuned for the CPU); the Triton kernels compute the same sums.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import torch
+from nasc.backends.torch import mixture as torch_mixture
 from nasc.backends.torch.mixture import bn_statistics
 from nasc.backends.triton.layout import KernelError
 from torch import nn
@@ -119,19 +120,12 @@ def _kernels(name: str) -> ModuleType:
     return importlib.import_module(f"nasc.backends.triton.{name}")
 
 
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
-
-
 def weighted_sum(w: torch.Tensor, xs: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum_k w[k] * xs[k]`` (a mixture, DARTS eq. 2, or a summed input aggregation, DCNAS
     eq. 4), ``w`` a vector with one weight per tensor."""
     if use_triton(w, *xs):
         return _kernels("mixture").weighted_sum(w, _promoted(xs))
-    return _sum([wk * x for wk, x in zip(w, xs)])
+    return torch_mixture.weighted_sum(w, xs)
 
 
 def weighted_concat(w: torch.Tensor, xs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -147,9 +141,7 @@ def weighted_bn_sum(w: torch.Tensor, xs: Sequence[torch.Tensor],
     """``base + sum_k w[k] * bns[k](xs[k])`` for affine-free BNs (their running statistics
     updated as ``nn.BatchNorm2d`` does), the BN outputs recomputed in backward."""
     if not use_triton(w, *xs):
-        from nasc.backends.torch.mixture import weighted_bn_sum as torch_weighted_bn_sum
-
-        out = torch_weighted_bn_sum(w, xs, bns, training)
+        out = torch_mixture.weighted_bn_sum(w, xs, bns, training)
         return out if base is None else base + out
     xs = _promoted(xs)
     means, invstds = bn_statistics(xs, bns, training)
@@ -166,13 +158,7 @@ def mixture(w_plain: torch.Tensor, plain: Sequence[torch.Tensor], w_tails: torch
     over its computed candidates, the affine-free BN tails fused (their outputs recomputed in
     backward); on the Triton path one kernel writes the output once."""
     if not use_triton(w_plain, w_tails, *plain, *tails):
-        out = _sum([wk * x for wk, x in zip(w_plain, plain)]) if plain else None
-        if tails:
-            from nasc.backends.torch.mixture import weighted_bn_sum as torch_weighted_bn_sum
-
-            fused = torch_weighted_bn_sum(w_tails, tails, bns, training)
-            out = fused if out is None else out + fused
-        return out
+        return torch_mixture.mixture(w_plain, plain, w_tails, tails, bns, training)
     kern = _kernels("mixture")
     xs = _promoted([*plain, *tails])
     plain, tails = xs[: len(plain)], xs[len(plain) :]
