@@ -109,11 +109,11 @@ REGISTRY: tuple[Method, ...] = (
     Method(name="darts", paper="Liu et al., DARTS, ICLR 2019, §2", compile=_BILEVEL,
            darts_family=True),
     # PC-DARTS (Xu et al., ICLR 2020): partial channels 1/4 with shuffle, edge normalisation.
-    # Its candidates see 1/4 of the channels, so what they keep for backward is already small:
-    # the BN-tail fusion (which trades recomputation for memory) is off, for speed.
+    # The BN-tail fusion is on, as for DARTS: since the mixture runs as one autograd function
+    # it is the fastest and leanest PC-DARTS step (bench/RESULTS.md, 0.83x the channels_last
+    # naive step, 0.62x its saved bytes).
     Method(name="pc-darts", paper="Xu et al., PC-DARTS, ICLR 2020, §3",
-           compile={**_BILEVEL, "edge_weights": "inputs", "partial_channels": 4,
-                    "fuse_bn_tail": False},
+           compile={**_BILEVEL, "edge_weights": "inputs", "partial_channels": 4},
            darts_family=True),
     # GDAS (Dong & Yang, CVPR 2019): hard Gumbel-softmax, straight-through; tau decays
     # linearly from 10 to 0.1 (§4).
