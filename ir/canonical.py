@@ -55,7 +55,6 @@ from nasc.ir.cost import DEFAULT
 from nasc.ir.cost.table import CostError, CostTable, OpCall
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (
-    is_identity_op,
     Align,
     Input,
     InputChoice,
@@ -65,10 +64,12 @@ from nasc.ir.nodes import (
     Output,
     RepeatChoice,
     ValueChoice,
+    is_identity_op,
 )
 from nasc.ir.passes.relax import ZERO
 from nasc.ir.sym import evaluate, labels_of
 from nasc.ir.types import TensorType
+
 
 class CanonicalError(ValueError):
     """A graph cannot be put in canonical form (it has relaxed nodes)."""

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 #: The operations of NAS-Bench-201 (its ``NAS_BENCH_201`` list), as the stdlib space names them.
 NAS_BENCH_201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from nasc.dsl.diagnostics import NascError, UserCodeError
 
+
 def classify(e: BaseException) -> tuple[int, str]:
     """The exit status and the message for ``e``: 1 for the user's input, the environment and
     the user's code, 2 for a bug in nasc."""

@@ -28,7 +28,7 @@ from nasc.dsl.modules import Loader, ModuleEnv
 from nasc.dsl.parser import parse_module
 from nasc.dsl.values import OpValue
 from nasc.ir import decisions as dec
-from nasc.ir.canonical import Canonicaliser, CanonicalForm
+from nasc.ir.canonical import CanonicalForm, Canonicaliser
 from nasc.ir.gcpause import gc_paused
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import (

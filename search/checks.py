@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-
-import nasc
 from nasc.dsl.diagnostics import NasError
 from nasc.ir.decisions import DecisionError
 from nasc.search import recipes
 from nasc.search.data import Splits
+
+import nasc
 
 
 def _params(cfg: Mapping[str, Any], which: str) -> str:

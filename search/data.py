@@ -26,7 +26,6 @@ from typing import Any
 
 import attrs
 import torch
-
 from nasc.dsl.diagnostics import NascError, NasError, UserCodeError, did_you_mean
 
 
@@ -163,9 +162,8 @@ SPLITS = ("train_a", "train_b", "test")
 
 def _tensors(obj: Any, what: str) -> tuple[Any, Any]:
     """A pair (x, y) from a pair, a ``Dataset`` or a ``DataLoader`` (unchecked, as given)."""
-    from torch.utils.data import DataLoader, Dataset
-
     from nasc.search.datasets.lazy import Lazy
+    from torch.utils.data import DataLoader, Dataset
 
     if isinstance(obj, tuple | list) and len(obj) == 2 and all(
         isinstance(t, torch.Tensor | Lazy) for t in obj

@@ -1,6 +1,7 @@
 """Drawing :mod:`nasc.ir.diagram` diagrams with matplotlib (no Graphviz): a cell as the DARTS
 paper draws it (inputs ``c_{k-2}``, ``c_{k-1}`` on the left, the intermediate nodes each in
-its own column, ``c_{k}`` on the right, each edge labelled with its op and coloured by it), the network as
+its own column, ``c_{k}`` on the right, each edge labelled with its op and coloured by it), the
+network as
 decisions on a grid of columns (data-flow rank) and rows (resolution: stride 1 on top).
 
 ``draw(diagrams, path)`` writes one PNG with every diagram; ``architecture_figure`` and

@@ -58,7 +58,6 @@ from typing import Any
 import attrs
 import torch
 import torch.distributed as dist
-
 from nasc.dsl.diagnostics import NasError
 
 #: The environment ``torchrun`` sets for every process it starts.
@@ -173,7 +172,8 @@ class Context:
                                   shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def place(self, splits: Any) -> Any:
-        """``splits`` (an attrs record such as :class:`nasc.search.data.Splits`) with its tensor pairs
+        """``splits`` (an attrs record such as :class:`nasc.search.data.Splits`) with its tensor
+        pairs
         on this rank's device (the same object when they are there already)."""
         pairs = [getattr(splits, f.name) for f in attrs.fields(type(splits)) if f.init]
         if all(t.device == self.device for v in pairs if isinstance(v, tuple)

@@ -34,13 +34,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import fx, nn
-
 from nasc.backends.torch.hrnas_ops import KERNELS, LightweightTransformer, MixConv
 from nasc.ir.graph import Graph
 from nasc.ir.nodes import Op
 from nasc.ir.passes.importance import EPS, derive_units, unit_deltas, unit_ops
 from nasc.ir.passes.shrink import shrink as shrink_graph
+from torch import fx, nn
 
 __all__ = ["derive", "importance_factors", "instantiate", "rebuilt", "resource_penalty",
            "shrink"]

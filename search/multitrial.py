@@ -23,13 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-
-import nasc
-from nasc.architecture import Architecture
 from nasc.search.data import Splits
 from nasc.search.distributed import SINGLE_PROCESS, Context
 from nasc.search.strategies import mutate
 from nasc.search.training import accuracy, batches_per_epoch, epochs_of, loss_fn
+
+import nasc
+from nasc.architecture import Architecture
 
 METHODS = ("random", "evolution")
 

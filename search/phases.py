@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
-
-import nasc
 from nasc.search import recipes
 from nasc.search.retrain import Retraining, evaluate, retrain_fresh
 from nasc.search.state import json_safe
@@ -31,6 +29,8 @@ from nasc.search.training import (
     epochs_of,
     order,
 )
+
+import nasc
 
 if TYPE_CHECKING:
     from nasc.search.run import Run

@@ -116,7 +116,6 @@ def architecture_png(graph: Any, dot_path: Path, path: Path) -> str | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from nasc.ir.nodes import Input, Merge, Op, Output
 
     depth: dict[int, int] = {}

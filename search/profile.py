@@ -94,7 +94,6 @@ def profile(
     them in the NHWC layout that nasc's supernets use.
     """
     import torch
-
     from nasc.backends.torch.library import default_library
 
     hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
@@ -121,7 +120,6 @@ def profile(
 def _measure_all(calls: dict[str, ProfiledCall], lib: Any, batch: int, warmup: int,
                  repeats: int, channels_last: bool, seed: int, on_call: Any) -> dict[str, float]:
     import torch
-
     from nasc.backends.torch.library import OpCall
 
     gen = torch.Generator().manual_seed(seed)

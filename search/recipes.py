@@ -25,7 +25,8 @@ asks it, per epoch and per step, what the paper does differently from first-orde
   5 → 0.5 exponentially here), partial channels 1/4 and BFS decoding (the compiled supernet's).
 * **HR-NAS** (Ding et al., CVPR 2021, §3.3, §4.1): one-level training of weights and importance
   factors with the resource-aware L1 of eq. 7 added to the task loss (:func:`hrnas.
-  resource_penalty <nasc.search.hrnas.resource_penalty>`); every ``prune_every`` epochs (paper: 5) the
+  resource_penalty <nasc.search.hrnas.resource_penalty>`); every ``prune_every`` epochs (paper: 5)
+  the
   units with ``|alpha| <= eps`` are removed (:func:`nasc.search.hrnas.shrink`) and the BN statistics
   re-calibrated (:func:`shrink_step`); the architecture is :func:`nasc.search.hrnas.derive`'s.
 * **DARTS evaluation** (Liu et al., ICLR 2019, §3.2; ``cnn/train.py``): when retraining, drop
@@ -46,13 +47,13 @@ from typing import Any
 import attrs
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from nasc import methods
 from nasc.dsl.diagnostics import NasError
 from nasc.ir.passes.sample import rebalance
 from nasc.search.strategies import recalibrate_bn, temperature
 from nasc.search.training import loss_fn, match
+from torch import nn
+
+from nasc import methods
 
 #: Recipe settings (``None``: the method's default from :data:`DEFAULTS`).
 SETTINGS: dict[str, Any] = {
@@ -309,8 +310,8 @@ def shrink_step(net: Any, calibration: Sequence[torch.Tensor]) -> tuple[Any, dic
 def replay_shrinks(net: Any, history: Sequence[Mapping[str, int]]) -> Any:
     """The supernet ``net`` becomes after the shrinks of ``history`` (kept counts per label,
     as :func:`shrink_step` returned them), without weights: a resumed run loads them."""
-    from nasc.search.hrnas import rebuilt
     from nasc.ir.passes.shrink import shrink as shrink_graph
+    from nasc.search.hrnas import rebuilt
 
     for kept in history:
         g = shrink_graph(net.graph, kept={lab: n for lab, n in kept.items()

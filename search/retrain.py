@@ -16,8 +16,6 @@ from typing import Any
 
 import attrs
 import torch
-
-import nasc
 from nasc.dsl.diagnostics import NasError
 from nasc.search import distributed, recipes
 from nasc.search.data import Splits, as_splits, load_data
@@ -25,6 +23,8 @@ from nasc.search.settings import DEFAULTS, check_arguments, check_space_params, 
 from nasc.search.state import Clock, RetrainState, json_safe, progress_bar
 from nasc.search.steps import check_finite_loss
 from nasc.search.training import Writer, accuracy, batches_per_epoch, epochs_of, rng_state
+
+import nasc
 
 
 @attrs.define

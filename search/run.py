@@ -30,9 +30,6 @@ from typing import Any
 
 import attrs
 import torch
-
-import nasc
-from nasc import methods
 from nasc.dsl.diagnostics import NasError
 from nasc.search import distributed, phases, recipes, rundir
 from nasc.search.checks import check_run
@@ -52,6 +49,9 @@ from nasc.search.settings import (
 from nasc.search.state import Clock, RunState, progress_bar
 from nasc.search.steps import Job, NonFinite, check_finite_modules, make_job, train_step
 from nasc.search.training import Writer, load_checkpoint, rng_state, set_rng_state
+
+import nasc
+from nasc import methods
 
 
 @attrs.frozen(kw_only=True)

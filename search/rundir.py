@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from nasc.dsl.diagnostics import NasError
 
 #: The files whose presence makes a directory a run's.

@@ -16,16 +16,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
-
-import nasc
-from nasc import methods
 from nasc.dsl.diagnostics import NasError
 from nasc.search import recipes
 from nasc.search.data import Splits
+
+import nasc
+from nasc import methods
 
 _HRNAS_SCENES = {"task": "segmentation", "stem": [8, 8], "widths": [[8], [8, 16], [8, 16, 24]],
                  "blocks": [[1], [1, 1], [1, 1, 1]], "head": [8, 16, 24], "last": 24, "r": 1,
@@ -251,10 +250,11 @@ def retrain_space(cfg: Mapping[str, Any]) -> nasc.Space:
 def _declared(space: str) -> list[str] | None:
     """The parameters ``space`` (a stdlib name or a .nas file) declares, read from its
     declaration without elaborating it (``None`` when it cannot be read here)."""
-    from nasc import stdlib
     from nasc.dsl import ast
     from nasc.dsl.files import read_regular
     from nasc.dsl.parser import MAX_FILE_BYTES, parse_module
+
+    from nasc import stdlib
     from nasc.space import locate
 
     where = locate(space)

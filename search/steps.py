@@ -19,11 +19,11 @@ from typing import Any
 
 import attrs
 import torch
-
-from nasc import methods
 from nasc.dsl.diagnostics import NasError
 from nasc.search import distributed, recipes
 from nasc.search.training import loss_fn
+
+from nasc import methods
 
 
 class NonFinite(NasError):

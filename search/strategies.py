@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from nasc.ir import decisions as dec
 
 from nasc.architecture import Architecture
-from nasc.ir import decisions as dec
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Loss = Callable[[torch.nn.Module, Batch], torch.Tensor]
@@ -195,7 +195,8 @@ def evolve(space: Any, score: Callable[[Architecture], float], rng: random.Rando
     ``state`` (as passed to ``on_generation`` after each generation) resumes a search; it holds
     the generation, every scored architecture, the population and the generator's state.
     ``spread(fn, n)`` computes ``[fn(0), ..., fn(n - 1)]`` (the new members of a generation),
-    e.g. split across processes (:meth:`nasc.search.distributed.Context.spread`); by default in turn.
+    e.g. split across processes (:meth:`nasc.search.distributed.Context.spread`); by default in
+    turn.
     """
     if state is None:
         state = {"generation": 0, "scores": {}, "population": [], "rng": None}

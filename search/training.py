@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
 from nasc.dsl.diagnostics import NasError
 from nasc.dsl.files import check_regular
 from nasc.search import rundir

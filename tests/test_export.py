@@ -219,7 +219,7 @@ def test_python_source_refuses_what_it_cannot_copy():
 def test_python_source_checks_what_it_writes(monkeypatch):
     """A wrong constructor rule (depthwise convs written without their groups) is caught
     before the file is returned."""
-    from nasc import export as ex
+    from nasc import pysource as ex
 
     space, arch = _nb201()
     net = nasc.instantiate(space, arch)

@@ -48,8 +48,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from nasc.backends.torch.batched import BATCHED_BUILDERS
-from nasc.backends.torch.hrnas_ops import HRNAS_BUILDERS
 from nasc.backends.torch.conv import make_conv2d
+from nasc.backends.torch.hrnas_ops import HRNAS_BUILDERS
 from nasc.backends.torch.library import OpCall
 from nasc.backends.torch.nasnet_ops import NASNET_BUILDERS
 from nasc.ir.cost.stdlib import se_channels

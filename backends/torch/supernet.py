@@ -225,7 +225,8 @@ class Supernet(nn.Module):
         return decisions
 
     # ---- running -------------------------------------------------------------------------------
-    @torch.compiler.disable
+    # (not under @torch.compiler.disable: that decorator imports torch._dynamo, and with it
+    # triton, on every CPU run; a compiled forward finds the plan built by the mode setter)
     def plan(self) -> Plan:
         """The current mode's execution plan (built when the mode is set; relaxing again
         reuses the relaxed one)."""

@@ -26,7 +26,8 @@ e.g. ``mbconv(C=24, act="relu6", e=6, k=3, se=false, stride=2) [16x112x112] -> 2
      "device": "...", "entries": {"<key>": 0.123, ...}}
 
 :func:`op_calls` lists the calls a graph needs (every candidate, and every value of the value
-choices its shape or parameters depend on); ``nasc.search.profile`` measures them with PyTorch. Nothing
+choices its shape or parameters depend on); ``nasc.search.profile`` measures them with
+PyTorch. Nothing
 here imports torch.
 """
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from nasc.dsl.diagnostics import NasError
-
 from nasc.search.datasets.download import data_dir
 from nasc.search.datasets.stream import accuracy, batches, cycled, evaluation
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from nasc.dsl.diagnostics import NasError
 from nasc.search.data import Splits
 from nasc.search.datasets.augment import (

@@ -19,11 +19,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from nasc.dsl.diagnostics import NasError
 from nasc.search.data import IGNORE, Splits
-from nasc.search.datasets.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, \
-    segmentation_train, to_tensor
+from nasc.search.datasets.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalize,
+    segmentation_train,
+    to_tensor,
+)
 from nasc.search.datasets.imagenet import open_rgb, root_of
 from nasc.search.datasets.lazy import Files, Lazy
 

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import attrs
-
 from nasc.dsl.diagnostics import NasError
 
 

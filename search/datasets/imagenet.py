@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-
 from nasc.dsl.diagnostics import NasError
 from nasc.search.data import Splits
 from nasc.search.datasets.augment import imagenet_eval, imagenet_train

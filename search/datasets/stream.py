@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
-
 from nasc.search.datasets.lazy import Lazy
 from nasc.search.training import batches_per_epoch, order
+from torch.utils.data import DataLoader, Sampler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
